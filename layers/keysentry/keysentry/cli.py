@@ -1,0 +1,302 @@
+"""``keysentry``: the operator's command line, against any AWS endpoint (``AWS_ENDPOINT_URL`` too).
+
+User mistakes end with a one-line error and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from keysentry.errors import ConflictError, KeyNotFoundError, KeysentryError, TransitionError
+from keysentry.model import KeyRecord
+
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_AWS = 5
+
+
+def _iso(ts: int | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return str(args.actor or os.environ.get("KEYSENTRY_ACTOR") or f"cli:{getpass.getuser()}")
+
+
+class Output:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, doc: Any, text: str) -> None:
+        print(json.dumps(doc, indent=2, sort_keys=True) if self.as_json else text)
+
+
+def _record_text(r: KeyRecord) -> str:
+    lines = [
+        f"kid:           {r.kid}",
+        f"owner:         {r.owner_id}",
+        f"name:          {r.name or '-'}",
+        f"status:        {r.status}",
+        f"env:           {r.env}",
+        f"scopes:        {', '.join(r.scopes) or '-'}",
+        f"allow cidrs:   {', '.join(r.allow_cidrs) or '-'}",
+        f"deny cidrs:    {', '.join(r.deny_cidrs) or '-'}",
+        f"created:       {_iso(r.created_at)}",
+        f"rotate after:  {_iso(r.rotate_after)} (every {r.rotation_days} days)",
+        f"expires:       {_iso(r.expires_at)}",
+        f"last used:     {_iso(r.last_used_at)}",
+        f"signing:       {r.signing.mode}",
+    ]
+    if r.grace_until:
+        lines.append(f"grace until:   {_iso(r.grace_until)}")
+    if r.successor:
+        lines.append(f"successor:     {r.successor}")
+    if r.predecessor:
+        lines.append(f"predecessor:   {r.predecessor}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _service(args: argparse.Namespace) -> Any:
+    from keysentry.service import KeyService
+
+    return KeyService.from_settings()
+
+
+def cmd_create(args: argparse.Namespace, out: Output) -> int:
+    issued = _service(args).create(
+        args.owner,
+        actor=_actor(args),
+        name=args.name,
+        scopes=args.scope,
+        allow_cidrs=args.allow_cidr,
+        deny_cidrs=args.deny_cidr,
+        rotation_days=args.rotation_days,
+        expires_in_days=args.expires_in_days,
+        env=args.env,
+    )
+    doc = {**issued.record.public_view(), "key": issued.token}
+    out.emit(
+        doc,
+        f"created key {issued.record.kid} for {issued.record.owner_id}\n"
+        f"key: {issued.token}\n"
+        "This is the only time the key is shown: store it now.",
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, out: Output) -> int:
+    records, cursor = _service(args).list_keys(
+        args.owner, status=args.status, limit=args.limit, cursor=args.cursor
+    )
+    doc = {"keys": [r.public_view() for r in records], "next_cursor": cursor}
+    rows = [f"{'KID':<12}  {'OWNER':<20}  {'STATUS':<9}  {'SCOPES':<30}  ROTATE AFTER"]
+    rows += [
+        f"{r.kid:<12}  {r.owner_id:<20}  {r.status!s:<9}  {','.join(r.scopes)[:30]:<30}  {_iso(r.rotate_after)}"
+        for r in records
+    ]
+    if cursor:
+        rows.append(f"more: --cursor {cursor}")
+    out.emit(doc, "\n".join(rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, out: Output) -> int:
+    record = _service(args).get(args.kid)
+    out.emit(record.public_view(), _record_text(record))
+    return 0
+
+
+def _lifecycle(action: str) -> Any:
+    def run(args: argparse.Namespace, out: Output) -> int:
+        service = _service(args)
+        method = getattr(service, action)
+        record = method(args.kid, actor=_actor(args), reason=getattr(args, "reason", "") or "")
+        out.emit(record.public_view(), f"{action}: key {record.kid} is now {record.status}")
+        return 0
+
+    return run
+
+
+def cmd_rotate(args: argparse.Namespace, out: Output) -> int:
+    issued = _service(args).rotate(
+        args.kid, actor=_actor(args), reason=args.reason, grace_days=args.grace_days
+    )
+    doc = {**issued.record.public_view(), "key": issued.token}
+    out.emit(
+        doc,
+        f"rotated {args.kid}: successor {issued.record.kid}\nkey: {issued.token}\n"
+        "This is the only time the key is shown: store it now.",
+    )
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, out: Output) -> int:
+    entries = _service(args).audit(args.kid)
+    rows = [f"{'WHEN':<20}  {'ACTION':<8}  {'FROM':<9}  {'TO':<9}  {'ACTOR':<24}  REASON"]
+    rows += [
+        f"{_iso(e.at):<20}  {e.action:<8}  {e.from_status or '-':<9}  {e.to_status:<9}  {e.actor:<24}  {e.reason}"
+        for e in entries
+    ]
+    out.emit({"kid": args.kid, "entries": [e.as_dict() for e in entries]}, "\n".join(rows))
+    return 0
+
+
+def cmd_local_up(args: argparse.Namespace, out: Output) -> int:
+    from keysentry.localserver import run_local
+
+    return run_local(
+        host=args.host,
+        port=args.port,
+        env_file=Path(args.env_file),
+        container_host=args.container_host,
+        template=Path(args.template) if args.template else None,
+        out_json=out.as_json,
+    )
+
+
+def cmd_demo(args: argparse.Namespace, out: Output) -> int:
+    from keysentry.demo import run_demo
+
+    return run_demo()
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON")
+    common.add_argument("--actor", help="who is acting, for the audit trail (default: cli:$USER)")
+
+    parser = argparse.ArgumentParser(prog="keysentry", description=__doc__, parents=[common])
+    top = parser.add_subparsers(dest="group", required=True)
+
+    keys = top.add_parser("keys", help="issue and manage keys", parents=[common]).add_subparsers(
+        dest="command", required=True
+    )
+    create = keys.add_parser("create", help="issue a key (shown once)", parents=[common])
+    create.add_argument("--owner", required=True, help="the consumer the key belongs to")
+    create.add_argument("--name", default="")
+    create.add_argument("--scope", action="append", default=[], help="a permission; repeat for several")
+    create.add_argument(
+        "--allow-cidr", action="append", default=[], help="IPv4/IPv6 CIDR allowed; repeatable"
+    )
+    create.add_argument("--deny-cidr", action="append", default=[], help="IPv4/IPv6 CIDR denied; repeatable")
+    create.add_argument("--rotation-days", type=_positive_int, default=None, help="30..90 (default 90)")
+    create.add_argument("--expires-in-days", type=_positive_int, default=None)
+    create.add_argument("--env", choices=["live", "test"], default="live")
+    create.set_defaults(func=cmd_create)
+
+    lister = keys.add_parser("list", help="list keys", parents=[common])
+    lister.add_argument("--owner")
+    lister.add_argument("--status")
+    lister.add_argument("--limit", type=_positive_int, default=100)
+    lister.add_argument("--cursor")
+    lister.set_defaults(func=cmd_list)
+
+    for name, helptext, needs_reason in (
+        ("show", "show one key", None),
+        ("suspend", "suspend a key (reversible)", False),
+        ("resume", "resume a suspended key", False),
+        ("revoke", "revoke a key for good", True),
+        ("audit", "a key's audit trail", None),
+    ):
+        sub = keys.add_parser(name, help=helptext, parents=[common])
+        sub.add_argument("kid")
+        if needs_reason is not None:
+            sub.add_argument("--reason", required=needs_reason, default="")
+        funcs = {"show": cmd_show, "audit": cmd_audit}
+        sub.set_defaults(func=funcs.get(name) or _lifecycle(name))
+
+    rotate = keys.add_parser("rotate", help="rotate a key now (successor shown once)", parents=[common])
+    rotate.add_argument("kid")
+    rotate.add_argument("--reason", default="")
+    rotate.add_argument("--grace-days", type=_positive_int, default=None)
+    rotate.set_defaults(func=cmd_rotate)
+
+    local = top.add_parser("local", help="the local stack on moto", parents=[common]).add_subparsers(
+        dest="command", required=True
+    )
+    up = local.add_parser("up", help="run a moto server with template.yaml's resources", parents=[common])
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for sam local)")
+    up.add_argument("--port", type=_positive_int, default=4566)
+    up.add_argument("--env-file", default=".keysentry-local.json", help="SAM --env-vars file to write")
+    up.add_argument(
+        "--container-host",
+        default="172.17.0.1",
+        help="the address containers of sam local reach this host at",
+    )
+    up.add_argument("--template", help="template.yaml to read (default: the project's)")
+    up.set_defaults(func=cmd_local_up)
+
+    demo = top.add_parser("demo", help="a key's life on the embedded moto cloud, narrated", parents=[common])
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    args = build_parser().parse_args(argv)
+    out = Output(args.json)
+    try:
+        code: int = args.func(args, out)
+        return code
+    except KeyNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except (TransitionError, ConflictError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFLICT
+    except KeysentryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except EndpointConnectionError as error:
+        print(f"error: cannot reach the AWS endpoint ({error.kwargs.get('endpoint_url')})", file=sys.stderr)
+        return EXIT_AWS
+    except NoCredentialsError:
+        print("error: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)", file=sys.stderr)
+        return EXIT_AWS
+    except NoRegionError:
+        print("error: no AWS region set (set AWS_REGION or AWS_DEFAULT_REGION)", file=sys.stderr)
+        return EXIT_AWS
+    except ClientError as error:
+        err = error.response.get("Error", {})
+        print(f"error: AWS said {err.get('Code')}: {err.get('Message')}", file=sys.stderr)
+        return EXIT_AWS
+    except BotoCoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_AWS
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

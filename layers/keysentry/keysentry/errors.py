@@ -1,0 +1,43 @@
+"""Typed errors. Messages are safe to show a caller: they never carry a key, digest or secret."""
+
+from __future__ import annotations
+
+
+class KeysentryError(Exception):
+    """Base of every error keysentry raises on purpose."""
+
+
+class MalformedKeyError(KeysentryError):
+    """A presented token failed an offline check (format, length, charset, checksum)."""
+
+
+class ValidationError(KeysentryError):
+    """Input that keysentry refuses: bad CIDR, rotation days out of range, unknown scope syntax..."""
+
+
+class KeyNotFoundError(KeysentryError):
+    def __init__(self, kid: str) -> None:
+        super().__init__(f"no key with id {kid}")
+        self.kid = kid
+
+
+class TransitionError(KeysentryError):
+    """The lifecycle does not allow this change from the key's current status."""
+
+    def __init__(self, kid: str, action: str, status: str) -> None:
+        super().__init__(f"cannot {action} key {kid}: it is {status}")
+        self.kid = kid
+        self.action = action
+        self.status = status
+
+
+class ConflictError(KeysentryError):
+    """The key changed between read and write (optimistic lock); re-read and retry."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__(f"key {kid} was changed concurrently; re-read it and retry")
+        self.kid = kid
+
+
+class ConfigurationError(KeysentryError):
+    """A setting (environment variable, secret, parameter) is missing or malformed."""

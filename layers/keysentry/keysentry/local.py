@@ -1,0 +1,243 @@
+"""The embedded default cloud: provision template.yaml's stateful resources in moto.
+
+Resources are derived from template.yaml itself (tables with their keys, indexes, TTL and
+streams; the secret, KMS key, topic, bus and queues), so local and deployed cannot drift. The
+tests use :func:`provision` under ``mock_aws``; ``keysentry local up`` uses it against a moto server.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keysentry import aws
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "keysentry"
+
+
+# ---------------------------------------------------------------- template
+
+
+class _CfnLoader:  # a namespace for the YAML loader, built lazily so PyYAML is never on a Lambda path
+    @staticmethod
+    def load(text: str) -> dict[str, Any]:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+            name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+            value: Any
+            if isinstance(node, yaml.ScalarNode):
+                value = loader.construct_scalar(node)
+                if suffix == "GetAtt":
+                    value = str(value).split(".", 1)
+            elif isinstance(node, yaml.SequenceNode):
+                value = loader.construct_sequence(node, deep=True)
+            else:
+                value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+            return {name: value}
+
+        Loader.add_multi_constructor("!", construct)
+        doc = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+        if not isinstance(doc, dict):
+            raise ValueError("template is not a mapping")
+        return doc
+
+
+def default_template_path() -> Path:
+    """template.yaml of the project: the current directory's, else the one beside the package."""
+    here = Path.cwd() / "template.yaml"
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[3] / "template.yaml"
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    return _CfnLoader.load((path or default_template_path()).read_text())
+
+
+@dataclass
+class Stack:
+    """What was created: per logical id, what ``Ref`` and ``GetAtt`` give."""
+
+    template: dict[str, Any]
+    refs: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def parameters(self) -> dict[str, str]:
+        params = {
+            name: str(spec.get("Default", "")) for name, spec in self.template.get("Parameters", {}).items()
+        }
+        params.update(
+            {
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::StackName": STACK,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+            }
+        )
+        return params
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((name, arg),) = value.items()
+            if name == "Ref":
+                if arg in self.refs:
+                    return self.refs[arg]
+                return self.parameters()[arg]
+            if name == "Fn::GetAtt":
+                logical, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self.attrs[logical][attr]
+            if name == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                scope = {**self.parameters(), **self.refs, **{k: self.resolve(v) for k, v in extra.items()}}
+                for logical, attrs in self.attrs.items():
+                    scope.update({f"{logical}.{a}": v for a, v in attrs.items()})
+                out = text
+                for key, val in scope.items():
+                    out = out.replace("${" + key + "}", str(val))
+                return out
+            if name == "Fn::Join":
+                sep, parts = arg
+                return sep.join(str(self.resolve(p)) for p in parts)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def function_environment(self) -> dict[str, str]:
+        """The environment every function gets (Globals), resolved to the local resources."""
+        variables = (
+            self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
+        return {name: str(self.resolve(value)) for name, value in variables.items()}
+
+
+# ---------------------------------------------------------------- provisioning
+
+
+def _name(logical: str) -> str:
+    return f"{STACK}-{logical}"
+
+
+def _generate_secret(spec: dict[str, Any]) -> str:
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?[]^_{|}~"
+    value = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    if "SecretStringTemplate" in spec:
+        doc = json.loads(spec["SecretStringTemplate"])
+        doc[spec["GenerateStringKey"]] = value
+        return json.dumps(doc)
+    return value
+
+
+def _create_table(stack: Stack, logical: str, props: dict[str, Any]) -> None:
+    ddb = aws.client("dynamodb")
+    name = stack.resolve(props.get("TableName")) or _name(logical)
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = [
+            {k: v for k, v in gsi.items() if k in ("IndexName", "KeySchema", "Projection")}
+            for gsi in props["GlobalSecondaryIndexes"]
+        ]
+    if props.get("StreamSpecification"):
+        kwargs["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": props["StreamSpecification"]["StreamViewType"],
+        }
+    description = ddb.create_table(**kwargs)["TableDescription"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+        )
+    stack.refs[logical] = name
+    stack.attrs[logical] = {
+        "Arn": description["TableArn"],
+        "StreamArn": description.get("LatestStreamArn", ""),
+    }
+
+
+def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
+    kind, props = resource["Type"], resource.get("Properties", {})
+    if kind == "AWS::DynamoDB::Table":
+        _create_table(stack, logical, props)
+    elif kind == "AWS::SecretsManager::Secret":
+        value = props.get("SecretString") or _generate_secret(props.get("GenerateSecretString", {}))
+        arn = aws.client("secretsmanager").create_secret(Name=_name(logical), SecretString=value)["ARN"]
+        stack.refs[logical] = arn
+        stack.attrs[logical] = {"Id": arn}
+    elif kind == "AWS::KMS::Key":
+        meta = aws.client("kms").create_key(Description=str(stack.resolve(props.get("Description", ""))))[
+            "KeyMetadata"
+        ]
+        stack.refs[logical] = meta["KeyId"]
+        stack.attrs[logical] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
+    elif kind == "AWS::SNS::Topic":
+        arn = aws.client("sns").create_topic(Name=stack.resolve(props.get("TopicName")) or _name(logical))[
+            "TopicArn"
+        ]
+        stack.refs[logical] = arn
+        stack.attrs[logical] = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]}
+    elif kind == "AWS::Events::EventBus":
+        name = stack.resolve(props.get("Name")) or _name(logical)
+        arn = aws.client("events").create_event_bus(Name=name)["EventBusArn"]
+        stack.refs[logical] = name
+        stack.attrs[logical] = {"Arn": arn, "Name": name}
+    elif kind == "AWS::SQS::Queue":
+        sqs = aws.client("sqs")
+        url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or _name(logical))["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        stack.refs[logical] = url
+        stack.attrs[logical] = {"Arn": arn, "QueueName": url.rsplit("/", 1)[1], "QueueUrl": url}
+
+
+STATEFUL = (
+    "AWS::DynamoDB::Table",
+    "AWS::SecretsManager::Secret",
+    "AWS::KMS::Key",
+    "AWS::SNS::Topic",
+    "AWS::Events::EventBus",
+    "AWS::SQS::Queue",
+)
+
+
+def provision(template: dict[str, Any] | None = None) -> Stack:
+    """Create every stateful resource of the template in the current AWS endpoint (moto)."""
+    stack = Stack(template or load_template())
+    resources = stack.template.get("Resources", {})
+    for kind in STATEFUL:  # in dependency order: nothing stateful refers to a later kind
+        for logical, resource in resources.items():
+            if resource.get("Type") == kind:
+                _create(stack, logical, resource)
+    return stack
+
+
+def sam_env_vars(stack: Stack, endpoint: str) -> dict[str, Any]:
+    """The ``sam local --env-vars`` document: every function gets the same resolved environment."""
+    env = stack.function_environment()
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+    )
+    return {"Parameters": env}

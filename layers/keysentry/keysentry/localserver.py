@@ -1,0 +1,69 @@
+"""``keysentry local up``: a moto server holding template.yaml's resources, until interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+from keysentry import aws
+from keysentry.local import REGION, load_template, provision, sam_env_vars
+
+
+def run_local(
+    *,
+    host: str,
+    port: int,
+    env_file: Path,
+    container_host: str,
+    template: Path | None = None,
+    out_json: bool = False,
+    block: bool = True,
+) -> int:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    endpoint = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            "AWS_DEFAULT_REGION": REGION,
+        }
+    )
+    aws.reset()
+    try:
+        stack = provision(load_template(template))
+    except Exception:
+        server.stop()
+        raise
+    env = stack.function_environment()
+    env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION})
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    env_file.write_text(json.dumps(sam_env_vars(stack, f"http://{container_host}:{port}"), indent=2) + "\n")
+    if out_json:
+        print(json.dumps({"endpoint": endpoint, "env": env, "env_file": str(env_file)}, indent=2), flush=True)
+    else:
+        for name, value in sorted(env.items()):
+            print(f"export {name}={value}", flush=True)
+        print(
+            f"# moto server on {endpoint}; sam local env vars in {env_file}. Ctrl-C to stop.",
+            flush=True,
+        )
+    if not block:
+        server.stop()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

@@ -1,0 +1,199 @@
+"""The operations on keys, shared by the CLI, the management API and the schedule.
+
+Each operation reads the key, asks the domain (:mod:`keysentry.model`) for the next record, and
+writes it with one conditional transaction. Nothing here is reachable from only one entry point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from keysentry import keyformat, model
+from keysentry.errors import ConflictError, TransitionError, ValidationError
+from keysentry.model import Action, KeyRecord, Status
+from keysentry.peppers import PepperSource
+from keysentry.settings import Settings
+from keysentry.store import AuditEntry, KeyStore
+
+Clock = Callable[[], int]
+REVOKE_ATTEMPTS = 5
+
+
+def system_clock() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A key as minted: ``token`` is the plaintext, to be shown once and never stored or logged."""
+
+    record: KeyRecord
+    token: str = field(repr=False)
+
+
+class KeyService:
+    def __init__(
+        self,
+        store: KeyStore,
+        peppers: PepperSource,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.store = store
+        self.peppers = peppers
+        self.settings = settings or Settings()
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, clock: Clock = system_clock) -> KeyService:
+        settings = settings or Settings.from_env()
+        return cls(
+            KeyStore(settings.keys_table, audit_retention_days=settings.audit_retention_days),
+            PepperSource(settings.pepper_secret_id),
+            settings=settings,
+            clock=clock,
+        )
+
+    # -- issue
+
+    def create(
+        self,
+        owner_id: str,
+        *,
+        actor: str,
+        name: str = "",
+        scopes: list[str] | tuple[str, ...] = (),
+        allow_cidrs: list[str] | tuple[str, ...] = (),
+        deny_cidrs: list[str] | tuple[str, ...] = (),
+        rotation_days: int | None = None,
+        expires_in_days: int | None = None,
+        env: str = "live",
+        metadata: dict[str, str] | None = None,
+    ) -> Issued:
+        if env not in keyformat.ENVS:
+            raise ValidationError(f"env must be one of {', '.join(keyformat.ENVS)}")
+        peppers = self.peppers.get()
+        minted = keyformat.generate(env)
+        record = model.new_record(
+            kid=minted.kid,
+            owner_id=owner_id,
+            env=env,
+            digest=peppers.digest(minted.token),
+            pepper_version=peppers.current,
+            now=self.clock(),
+            actor=actor,
+            name=name,
+            scopes=scopes,
+            allow_cidrs=allow_cidrs,
+            deny_cidrs=deny_cidrs,
+            rotation_days=self.settings.default_rotation_days if rotation_days is None else rotation_days,
+            expires_in_days=expires_in_days,
+            max_lifetime_days=self.settings.max_lifetime_days,
+            metadata=metadata,
+        )
+        self.store.create(record)
+        return Issued(record, minted.token)
+
+    # -- read
+
+    def get(self, kid: str) -> KeyRecord:
+        _check_kid(kid)
+        return self.store.get(kid)
+
+    def list_keys(
+        self,
+        owner_id: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[KeyRecord], str | None]:
+        if status is not None and status not in set(Status):
+            raise ValidationError(f"status must be one of {', '.join(Status)}")
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000")
+        if owner_id is not None:
+            records, cursor = self.store.list_by_owner(
+                model.validate_owner(owner_id), limit=limit, start=cursor
+            )
+        else:
+            records, cursor = self.store.list_all(limit=limit, start=cursor)
+        if status is not None:
+            records = [r for r in records if r.status == status]
+        return records, cursor
+
+    def audit(self, kid: str) -> list[AuditEntry]:
+        self.get(kid)  # 404 for an unknown kid rather than an empty trail
+        return self.store.audit(kid)
+
+    # -- lifecycle
+
+    def suspend(self, kid: str, *, actor: str, reason: str = "") -> KeyRecord:
+        return self._transition(kid, Action.SUSPEND, actor=actor, reason=model.validate_reason(reason))
+
+    def resume(self, kid: str, *, actor: str, reason: str = "") -> KeyRecord:
+        return self._transition(kid, Action.RESUME, actor=actor, reason=model.validate_reason(reason))
+
+    def report_leak(self, kid: str, *, actor: str, reason: str) -> KeyRecord:
+        return self._transition(kid, Action.LEAK, actor=actor, reason=model.validate_reason(reason))
+
+    def expire(self, record: KeyRecord, *, actor: str, reason: str) -> KeyRecord:
+        new = model.transition(record, Action.EXPIRE, now=self.clock(), actor=actor, reason=reason)
+        return self.store.apply(record, new)
+
+    def revoke(self, kid: str, *, actor: str, reason: str) -> KeyRecord:
+        """Revoke from any live state. A revoke always wins: on a lost race it re-reads and retries."""
+        reason = model.validate_reason(reason, required=True)
+        for _ in range(REVOKE_ATTEMPTS):
+            try:
+                return self._transition(kid, Action.REVOKE, actor=actor, reason=reason)
+            except ConflictError:
+                continue
+        raise ConflictError(kid)
+
+    def update(self, kid: str, *, actor: str, **changes: Any) -> KeyRecord:
+        record = self.get(kid)
+        new = model.update(record, now=self.clock(), actor=actor, **changes)
+        return self.store.apply(record, new)
+
+    def rotate(self, kid: str, *, actor: str, reason: str = "", grace_days: int | None = None) -> Issued:
+        """Mint a successor with the same policy; the predecessor works until its grace ends."""
+        record = self.get(kid)
+        return self.rotate_record(record, actor=actor, reason=reason, grace_days=grace_days)
+
+    def rotate_record(
+        self, record: KeyRecord, *, actor: str, reason: str = "", grace_days: int | None = None
+    ) -> Issued:
+        model.check_allowed(record, Action.ROTATE)
+        peppers = self.peppers.get()
+        minted = keyformat.generate(record.env)
+        predecessor, successor = model.rotate(
+            record,
+            now=self.clock(),
+            actor=actor,
+            grace_days=self.settings.grace_days if grace_days is None else grace_days,
+            successor_kid=minted.kid,
+            successor_digest=peppers.digest(minted.token),
+            pepper_version=peppers.current,
+            reason=model.validate_reason(reason),
+            max_lifetime_days=self.settings.max_lifetime_days,
+        )
+        self.store.rotate(record, predecessor, successor)
+        return Issued(successor, minted.token)
+
+    def _transition(self, kid: str, action: Action, *, actor: str, reason: str) -> KeyRecord:
+        record = self.get(kid)
+        new = model.transition(record, action, now=self.clock(), actor=actor, reason=reason)
+        return self.store.apply(record, new)
+
+
+def _check_kid(kid: str) -> None:
+    if not keyformat.is_kid(kid):
+        raise ValidationError("a key id is 12 letters and digits")
+
+
+__all__ = ["ConflictError", "Issued", "KeyService", "TransitionError"]

@@ -1,0 +1,473 @@
+"""DynamoDB adapter for the keys table.
+
+One table, two item kinds under the same partition (``pk`` = kid):
+- the key item, ``sk = "KEY"``: read by the authorizer with one strongly consistent GetItem;
+- audit entries, ``sk = "AUDIT#<at>#<version>"``: written in the same transaction as the change.
+
+Indexes: ``owner-index`` (owner_id, created_at) and the sparse, write-sharded ``due-index``
+(due_shard, due_at) that only live keys carry, so the schedule queries what is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+from keysentry import aws
+from keysentry.errors import ConflictError, KeyNotFoundError
+from keysentry.model import DAY, DUE_SHARDS, Change, KeyRecord, Signing, Status, due_shard, next_due
+
+KEY_SK: Final = "KEY"
+AUDIT_PREFIX: Final = "AUDIT#"
+OWNER_INDEX: Final = "owner-index"
+DUE_INDEX: Final = "due-index"
+# Attributes that change outside the lifecycle (usage, one-time pickup): never part of a diff.
+_SIDE_ATTRS: Final = frozenset({"last_used_at", "pickup"})
+
+Item = dict[str, Any]
+
+
+# ---------------------------------------------------------------- codec
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def to_item(record: KeyRecord) -> Item:
+    item: Item = {
+        "pk": _s(record.kid),
+        "sk": _s(KEY_SK),
+        "kid": _s(record.kid),
+        "owner_id": _s(record.owner_id),
+        "name": _s(record.name),
+        "env": _s(record.env),
+        "status": _s(str(record.status)),
+        "digest": _s(record.digest),
+        "pepper_version": _s(record.pepper_version),
+        "created_at": _n(record.created_at),
+        "rotation_days": _n(record.rotation_days),
+        "rotate_after": _n(record.rotate_after),
+        "scopes": {"L": [_s(s) for s in record.scopes]},
+        "allow_cidrs": {"L": [_s(c) for c in record.allow_cidrs]},
+        "deny_cidrs": {"L": [_s(c) for c in record.deny_cidrs]},
+        "metadata": {"M": {k: _s(v) for k, v in record.metadata.items()}},
+        "version": _n(record.version),
+    }
+    signing: Item = {"mode": _s(record.signing.mode)}
+    if record.signing.secret_ciphertext:
+        signing["secret_ciphertext"] = _s(record.signing.secret_ciphertext)
+    if record.signing.public_key_pem:
+        signing["public_key_pem"] = _s(record.signing.public_key_pem)
+    item["signing"] = {"M": signing}
+    for name in ("expires_at", "grace_until", "last_used_at", "leaked_at"):
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = _n(value)
+    for name in ("predecessor", "successor", "suspended_from", "reminded"):
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = _s(str(value))
+    if record.last_change is not None:
+        c = record.last_change
+        item["last_change"] = {
+            "M": {"action": _s(c.action), "actor": _s(c.actor), "at": _n(c.at), "reason": _s(c.reason)}
+        }
+    due = next_due(record)
+    if due is not None:  # sparse: only live keys are in the due index
+        item["due_shard"] = _s(due_shard(record.kid))
+        item["due_at"] = _n(due)
+    return item
+
+
+def _opt_n(item: Item, name: str) -> int | None:
+    value = item.get(name)
+    return int(value["N"]) if value else None
+
+
+def _opt_s(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return value["S"] if value else None
+
+
+def from_item(item: Item) -> KeyRecord:
+    """Decode a key item (GetItem or a stream image). Raises KeyError/ValueError on a bad record."""
+    signing = item.get("signing", {}).get("M", {})
+    change = item.get("last_change", {}).get("M")
+    suspended_from = _opt_s(item, "suspended_from")
+    return KeyRecord(
+        kid=item["kid"]["S"],
+        owner_id=item["owner_id"]["S"],
+        name=item.get("name", {}).get("S", ""),
+        env=item["env"]["S"],
+        status=Status(item["status"]["S"]),
+        digest=item["digest"]["S"],
+        pepper_version=item["pepper_version"]["S"],
+        created_at=int(item["created_at"]["N"]),
+        rotation_days=int(item["rotation_days"]["N"]),
+        rotate_after=int(item["rotate_after"]["N"]),
+        scopes=tuple(v["S"] for v in item.get("scopes", {}).get("L", [])),
+        allow_cidrs=tuple(v["S"] for v in item.get("allow_cidrs", {}).get("L", [])),
+        deny_cidrs=tuple(v["S"] for v in item.get("deny_cidrs", {}).get("L", [])),
+        metadata={k: v["S"] for k, v in item.get("metadata", {}).get("M", {}).items()},
+        version=int(item["version"]["N"]),
+        signing=Signing(
+            mode=signing.get("mode", {}).get("S", "bearer"),
+            secret_ciphertext=_opt_s(signing, "secret_ciphertext"),
+            public_key_pem=_opt_s(signing, "public_key_pem"),
+        ),
+        expires_at=_opt_n(item, "expires_at"),
+        grace_until=_opt_n(item, "grace_until"),
+        last_used_at=_opt_n(item, "last_used_at"),
+        leaked_at=_opt_n(item, "leaked_at"),
+        predecessor=_opt_s(item, "predecessor"),
+        successor=_opt_s(item, "successor"),
+        suspended_from=Status(suspended_from) if suspended_from else None,
+        reminded=_opt_s(item, "reminded"),
+        last_change=Change(
+            action=change["action"]["S"],
+            actor=change["actor"]["S"],
+            at=int(change["at"]["N"]),
+            reason=change.get("reason", {}).get("S", ""),
+        )
+        if change
+        else None,
+    )
+
+
+def is_key_item(item: Item) -> bool:
+    return bool(item.get("sk", {}).get("S") == KEY_SK)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    kid: str
+    at: int
+    version: int
+    action: str
+    actor: str
+    reason: str
+    from_status: str
+    to_status: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "at": self.at,
+            "version": self.version,
+            "action": self.action,
+            "actor": self.actor,
+            "reason": self.reason,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+        }
+
+
+def audit_item(old: KeyRecord | None, new: KeyRecord, retention_days: int) -> Item:
+    change = new.last_change
+    assert change is not None, "every write carries its change"
+    return {
+        "pk": _s(new.kid),
+        "sk": _s(f"{AUDIT_PREFIX}{change.at:012d}#{new.version:08d}"),
+        "kid": _s(new.kid),
+        "at": _n(change.at),
+        "version": _n(new.version),
+        "action": _s(change.action),
+        "actor": _s(change.actor),
+        "reason": _s(change.reason),
+        "from_status": _s(str(old.status) if old else ""),
+        "to_status": _s(str(new.status)),
+        "ttl": _n(change.at + retention_days * DAY),
+    }
+
+
+def _audit_from_item(item: Item) -> AuditEntry:
+    return AuditEntry(
+        kid=item["kid"]["S"],
+        at=int(item["at"]["N"]),
+        version=int(item["version"]["N"]),
+        action=item["action"]["S"],
+        actor=item["actor"]["S"],
+        reason=item.get("reason", {}).get("S", ""),
+        from_status=item.get("from_status", {}).get("S", ""),
+        to_status=item.get("to_status", {}).get("S", ""),
+    )
+
+
+# ---------------------------------------------------------------- store
+
+
+def _update_op(table: str, old: KeyRecord, new: KeyRecord) -> Item:
+    """An Update that writes only what changed, conditioned on the status and version read."""
+    before, after = to_item(old), to_item(new)
+    names: dict[str, str] = {"#status": "status", "#version": "version"}
+    values: Item = {":expected_status": _s(str(old.status)), ":expected_version": _n(old.version)}
+    sets, removes = [], []
+    for i, (attr, value) in enumerate(sorted(after.items())):
+        if attr in ("pk", "sk") or attr in _SIDE_ATTRS or before.get(attr) == value:
+            continue
+        names[f"#a{i}"] = attr
+        values[f":v{i}"] = value
+        sets.append(f"#a{i} = :v{i}")
+    for i, attr in enumerate(sorted(set(before) - set(after) - _SIDE_ATTRS)):
+        names[f"#r{i}"] = attr
+        removes.append(f"#r{i}")
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "TableName": table,
+        "Key": {"pk": _s(old.kid), "sk": _s(KEY_SK)},
+        "UpdateExpression": expression,
+        "ConditionExpression": "#status = :expected_status AND #version = :expected_version",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+class KeyStore:
+    def __init__(self, table: str, client: Any = None, audit_retention_days: int = 400) -> None:
+        self.table = table
+        self._client = client
+        self.audit_retention_days = audit_retention_days
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    # -- reads
+
+    def get_item(self, kid: str) -> Item | None:
+        """The raw key item, strongly consistent: the authorizer's one read."""
+        response = self.client.get_item(
+            TableName=self.table, Key={"pk": _s(kid), "sk": _s(KEY_SK)}, ConsistentRead=True
+        )
+        item: Item | None = response.get("Item")
+        return item
+
+    def get(self, kid: str) -> KeyRecord:
+        item = self.get_item(kid)
+        if item is None:
+            raise KeyNotFoundError(kid)
+        return from_item(item)
+
+    def list_by_owner(
+        self, owner_id: str, *, limit: int = 100, start: str | None = None
+    ) -> tuple[list[KeyRecord], str | None]:
+        kwargs: Item = {
+            "TableName": self.table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "owner_id = :o",
+            "ExpressionAttributeValues": {":o": _s(owner_id)},
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(start)
+        response = self.client.query(**kwargs)
+        records = [from_item(i) for i in response.get("Items", []) if is_key_item(i)]
+        return records, _encode_cursor(response.get("LastEvaluatedKey"))
+
+    def list_all(self, *, limit: int = 100, start: str | None = None) -> tuple[list[KeyRecord], str | None]:
+        """Every key, for an operator's listing. A Scan: never on a request path."""
+        kwargs: Item = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :k",
+            "ExpressionAttributeValues": {":k": _s(KEY_SK)},
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(start)
+        response = self.client.scan(**kwargs)
+        records = [from_item(i) for i in response.get("Items", [])]
+        return records, _encode_cursor(response.get("LastEvaluatedKey"))
+
+    def audit(self, kid: str) -> list[AuditEntry]:
+        paginator = self.client.get_paginator("query")
+        entries: list[AuditEntry] = []
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :k AND begins_with(sk, :a)",
+            ExpressionAttributeValues={":k": _s(kid), ":a": _s(AUDIT_PREFIX)},
+        ):
+            entries.extend(_audit_from_item(i) for i in page.get("Items", []))
+        return entries
+
+    def due(self, now: int, *, per_shard: int = 100) -> Iterator[str]:
+        """Kids whose next action time has come, shard by shard: a Query each, never a Scan."""
+        for shard in range(DUE_SHARDS):
+            start: Item | None = None
+            while True:
+                kwargs: Item = {
+                    "TableName": self.table,
+                    "IndexName": DUE_INDEX,
+                    "KeyConditionExpression": "due_shard = :s AND due_at <= :now",
+                    "ExpressionAttributeValues": {":s": _s(str(shard)), ":now": _n(now)},
+                    "Limit": per_shard,
+                }
+                if start:
+                    kwargs["ExclusiveStartKey"] = start
+                response = self.client.query(**kwargs)
+                for item in response.get("Items", []):
+                    yield item["pk"]["S"]
+                start = response.get("LastEvaluatedKey")
+                if not start:
+                    break
+
+    # -- writes
+
+    def create(self, record: KeyRecord) -> None:
+        self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(record),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": audit_item(None, record, self.audit_retention_days),
+                    }
+                },
+            ],
+            record.kid,
+        )
+
+    def apply(self, old: KeyRecord, new: KeyRecord) -> KeyRecord:
+        """Write a transition computed by the domain: conditional on the status and version read."""
+        self._transact(
+            [
+                {"Update": _update_op(self.table, old, new)},
+                {"Put": {"TableName": self.table, "Item": audit_item(old, new, self.audit_retention_days)}},
+            ],
+            old.kid,
+        )
+        return new
+
+    def rotate(self, old: KeyRecord, predecessor: KeyRecord, successor: KeyRecord) -> None:
+        """Predecessor to ``rotating`` and its successor created, in one transaction: all or nothing.
+
+        The predecessor's condition (status active, same version) means two racing rotations,
+        or a rotation racing a revoke, can never both land.
+        """
+        update = _update_op(self.table, old, predecessor)
+        update["ConditionExpression"] += " AND attribute_not_exists(successor)"
+        self._transact(
+            [
+                {"Update": update},
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(successor),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": audit_item(old, predecessor, self.audit_retention_days),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": audit_item(None, successor, self.audit_retention_days),
+                    }
+                },
+            ],
+            old.kid,
+        )
+
+    def touch(
+        self, kid: str, now: int, *, stale_before: int, rehash: tuple[str, str, str] | None = None
+    ) -> bool:
+        """Record use (``last_used_at``), at most once per window; re-hash under a new pepper.
+
+        Not a lifecycle change: no version bump, no audit entry. ``rehash`` is
+        (old digest, new digest, new pepper version) and only applies if the digest is unchanged.
+        """
+        names = {"#lu": "last_used_at"}
+        values: Item = {":now": _n(now), ":stale": _n(stale_before)}
+        expression = "SET #lu = :now"
+        condition = "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu < :stale)"
+        if rehash is not None:
+            old_digest, new_digest, pepper_version = rehash
+            names.update({"#d": "digest", "#pv": "pepper_version"})
+            values.update({":old": _s(old_digest), ":new": _s(new_digest), ":pv": _s(pepper_version)})
+            expression += ", #d = :new, #pv = :pv"
+            condition = "attribute_exists(pk) AND #d = :old"
+            del values[":stale"]
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": _s(kid), "sk": _s(KEY_SK)},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def set_pickup(self, kid: str, pickup: str | None) -> None:
+        """Store (or erase, with None) the successor's one-time pickup ciphertext."""
+        kwargs: Item = {
+            "TableName": self.table,
+            "Key": {"pk": _s(kid), "sk": _s(KEY_SK)},
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+        if pickup is None:
+            kwargs["UpdateExpression"] = "REMOVE pickup"
+        else:
+            kwargs["UpdateExpression"] = "SET pickup = :p"
+            kwargs["ExpressionAttributeValues"] = {":p": _s(pickup)}
+        self.client.update_item(**kwargs)
+
+    def _transact(self, items: list[Item], kid: str) -> None:
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code == "TransactionCanceledException":
+                reasons = error.response.get("CancellationReasons") or []
+                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons:
+                    raise ConflictError(kid) from None
+            raise
+
+
+def _encode_cursor(key: Item | None) -> str | None:
+    if not key:
+        return None
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> Item:
+    import base64
+    import binascii
+    import json
+
+    from keysentry.errors import ValidationError
+
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
+        raise ValidationError("invalid pagination cursor") from None
+    if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
+        raise ValidationError("invalid pagination cursor")
+    return key

@@ -1,0 +1,131 @@
+"""The local stack is template.yaml's own resources; `local up` serves them to another shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from keysentry import aws
+
+from tests.conftest import ROOT, template
+
+
+def test_tables_match_the_template(stack: Any) -> None:
+    ddb = aws.client("dynamodb")
+    resources = template()["Resources"]
+    for logical in ("KeysTable", "NonceTable", "IdempotencyTable"):
+        props = resources[logical]["Properties"]
+        table = ddb.describe_table(TableName=stack.refs[logical])["Table"]
+        assert table["KeySchema"] == props["KeySchema"]
+        assert {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {
+            i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])
+        }
+        ttl = ddb.describe_time_to_live(TableName=stack.refs[logical])["TimeToLiveDescription"]
+        assert ttl["AttributeName"] == props["TimeToLiveSpecification"]["AttributeName"]
+    keys = ddb.describe_table(TableName=stack.refs["KeysTable"])["Table"]
+    assert keys["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
+def test_the_functions_environment_points_at_the_local_resources(stack: Any) -> None:
+    env = stack.function_environment()
+    assert env["KEYS_TABLE"] == stack.refs["KeysTable"]
+    assert env["PEPPER_SECRET_ID"].startswith("arn:aws:secretsmanager:")
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=env["PEPPER_SECRET_ID"])["SecretString"]
+    doc = json.loads(secret)
+    assert doc["current"] == "1" and len(doc["1"]) == 64
+    assert env["EVENT_BUS_NAME"] == "keysentry-dev"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> None:
+    port = _free_port()
+    env_file = tmp_path / "env.json"
+    bin_dir = os.path.dirname(sys.executable)
+    server = subprocess.Popen(  # noqa: S603
+        [os.path.join(bin_dir, "keysentry"), "local", "up", "--port", str(port), "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        exports: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "local up did not print its environment"
+            line = server.stdout.readline()  # type: ignore[union-attr]
+            assert line, server.stderr.read()  # type: ignore[union-attr]
+            if line.startswith("# moto server on"):
+                break
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].strip().partition("=")
+                exports[name] = value
+        shell_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        shell_env.update(exports)
+        created = subprocess.run(  # noqa: S603
+            [
+                os.path.join(bin_dir, "keysentry"),
+                "keys",
+                "create",
+                "--owner",
+                "acme",
+                "--scope",
+                "p:r",
+                "--json",
+            ],
+            env=shell_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        kid = json.loads(created.stdout)["kid"]
+        shown = subprocess.run(  # noqa: S603
+            [os.path.join(bin_dir, "keysentry"), "keys", "show", kid, "--json"],
+            env=shell_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(shown.stdout)["scopes"] == ["p:r"]
+        sam_env = json.loads(env_file.read_text())["Parameters"]
+        assert sam_env["KEYS_TABLE"] == exports["KEYS_TABLE"]
+        assert sam_env["AWS_ENDPOINT_URL"] == f"http://172.17.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+def test_an_unreachable_endpoint_is_a_clear_error(tmp_path: Any, stack: Any) -> None:
+    bin_dir = os.path.dirname(sys.executable)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}",
+        AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="x",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_MAX_ATTEMPTS="1",
+    )
+    done = subprocess.run(  # noqa: S603
+        [os.path.join(bin_dir, "keysentry"), "keys", "show", "AAAAAAAAAAAA"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 5
+    assert "cannot reach the AWS endpoint" in done.stderr
+    assert "Traceback" not in done.stderr

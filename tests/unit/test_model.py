@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from keysentry import model
+from keysentry.errors import TransitionError, ValidationError
+from keysentry.model import DAY, Action, KeyRecord, Status
+
+from tests.conftest import T0
+
+
+def record(**overrides: object) -> KeyRecord:
+    base = model.new_record(
+        kid="AAAAAAAAAAAA",
+        owner_id="acme",
+        env="live",
+        digest="d" * 64,
+        pepper_version="1",
+        now=T0,
+        actor="test",
+        scopes=["prices:read"],
+        allow_cidrs=["10.0.0.0/8"],
+        rotation_days=30,
+        metadata={"team": "data"},
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+SIMPLE = [Action.SUSPEND, Action.RESUME, Action.REVOKE, Action.EXPIRE, Action.LEAK]
+EXPECTED = {
+    (Status.ACTIVE, Action.SUSPEND): Status.SUSPENDED,
+    (Status.ROTATING, Action.SUSPEND): Status.SUSPENDED,
+    (Status.SUSPENDED, Action.RESUME): Status.ACTIVE,
+    (Status.ACTIVE, Action.LEAK): Status.SUSPENDED,
+    (Status.ROTATING, Action.LEAK): Status.SUSPENDED,
+    (Status.SUSPENDED, Action.LEAK): Status.SUSPENDED,
+    **{(s, Action.REVOKE): Status.REVOKED for s in model.LIVE},
+    **{(s, Action.EXPIRE): Status.EXPIRED for s in model.LIVE},
+}
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("action", SIMPLE)
+def test_every_transition_is_legal_or_refused(status: Status, action: Action) -> None:
+    before = record(status=status, suspended_from=Status.ACTIVE if status is Status.SUSPENDED else None)
+    expected = EXPECTED.get((status, action))
+    if expected is None:
+        with pytest.raises(TransitionError):
+            model.transition(before, action, now=T0 + 1, actor="ops", reason="why")
+        return
+    after = model.transition(before, action, now=T0 + 1, actor="ops", reason="why")
+    assert after.status is expected
+    assert after.version == before.version + 1
+    assert after.last_change == model.Change(action, "ops", T0 + 1, "why")
+
+
+@pytest.mark.parametrize("terminal", [Status.REVOKED, Status.EXPIRED])
+@pytest.mark.parametrize("action", [*SIMPLE, Action.ROTATE, Action.REMIND, Action.UPDATE])
+def test_nothing_leaves_a_terminal_status(terminal: Status, action: Action) -> None:
+    with pytest.raises(TransitionError):
+        model.check_allowed(record(status=terminal), action)
+
+
+def test_resume_returns_to_the_status_it_was_suspended_from() -> None:
+    rotating = record(status=Status.ROTATING, grace_until=T0 + 7 * DAY, successor="BBBBBBBBBBBB")
+    suspended = model.transition(rotating, Action.SUSPEND, now=T0, actor="ops")
+    assert suspended.suspended_from is Status.ROTATING
+    assert model.transition(suspended, Action.RESUME, now=T0 + 1, actor="ops").status is Status.ROTATING
+
+
+def test_a_suspended_predecessor_cannot_be_resumed_past_its_grace() -> None:
+    suspended = record(status=Status.SUSPENDED, suspended_from=Status.ROTATING, grace_until=T0 + DAY)
+    with pytest.raises(TransitionError):
+        model.transition(suspended, Action.RESUME, now=T0 + 2 * DAY, actor="ops")
+
+
+def test_a_leak_records_when_and_keeps_the_key_reversible() -> None:
+    leaked = model.transition(record(), Action.LEAK, now=T0 + 5, actor="github", reason="https://x")
+    assert leaked.leaked_at == T0 + 5
+    assert model.transition(leaked, Action.RESUME, now=T0 + 6, actor="ops").status is Status.ACTIVE
+
+
+def test_rotation_copies_the_policy_to_a_successor_and_starts_grace() -> None:
+    before = record(deny_cidrs=("10.1.0.0/16",), expires_at=T0 + 200 * DAY)
+    pred, succ = model.rotate(
+        before,
+        now=T0 + 30 * DAY,
+        actor="schedule",
+        grace_days=7,
+        successor_kid="BBBBBBBBBBBB",
+        successor_digest="e" * 64,
+        pepper_version="2",
+    )
+    assert pred.status is Status.ROTATING and pred.successor == "BBBBBBBBBBBB"
+    assert pred.grace_until == T0 + 37 * DAY
+    assert succ.status is Status.ACTIVE and succ.predecessor == before.kid
+    for name in (
+        "owner_id",
+        "scopes",
+        "allow_cidrs",
+        "deny_cidrs",
+        "metadata",
+        "rotation_days",
+        "signing",
+        "env",
+    ):
+        assert getattr(succ, name) == getattr(before, name), name
+    assert succ.rotate_after == T0 + 60 * DAY
+    assert succ.digest != before.digest and succ.pepper_version == "2"
+
+
+def test_rotation_grace_never_outlives_the_keys_expiry() -> None:
+    before = record(expires_at=T0 + 31 * DAY)
+    pred, _ = model.rotate(
+        before,
+        now=T0 + 30 * DAY,
+        actor="s",
+        grace_days=7,
+        successor_kid="B" * 12,
+        successor_digest="e",
+        pepper_version="1",
+    )
+    assert pred.grace_until == T0 + 31 * DAY
+
+
+def test_a_key_is_rotated_only_once() -> None:
+    with pytest.raises(TransitionError):
+        model.rotate(
+            record(status=Status.ROTATING),
+            now=T0,
+            actor="s",
+            grace_days=7,
+            successor_kid="B" * 12,
+            successor_digest="e",
+            pepper_version="1",
+        )
+
+
+@pytest.mark.parametrize("days", [29, 91, 0, -1, True, "30"])
+def test_rotation_days_outside_30_to_90_are_refused(days: object) -> None:
+    with pytest.raises(ValidationError):
+        model.validate_rotation_days(days)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("days", [30, 45, 90])
+def test_rotation_days_inside_30_to_90_are_kept(days: int) -> None:
+    assert model.validate_rotation_days(days) == days
+
+
+def test_expiry_is_capped() -> None:
+    with pytest.raises(ValidationError):
+        model.validate_lifetime_days(366)
+    assert model.validate_lifetime_days(365) == 365
+    assert model.validate_lifetime_days(None) is None
+
+
+def test_cidrs_are_validated_and_normalised_for_v4_and_v6() -> None:
+    assert model.validate_cidrs(["10.1.2.3/8", "2001:DB8::1/32", "192.0.2.7"], "allow") == (
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "192.0.2.7/32",
+    )
+    for bad in ["10.0.0.0/33", "not-an-ip", "2001:db8::/129", ""]:
+        with pytest.raises(ValidationError):
+            model.validate_cidrs([bad], "allow")
+
+
+@pytest.mark.parametrize("scope", ["", "has space", "x" * 65, "-leading", "semi;colon"])
+def test_bad_scopes_are_refused(scope: str) -> None:
+    with pytest.raises(ValidationError):
+        model.validate_scopes([scope])
+
+
+def test_update_changes_policy_and_resets_the_rotation_clock() -> None:
+    after = model.update(record(), now=T0 + 5, actor="ops", scopes=["orders:write"], rotation_days=60)
+    assert after.scopes == ("orders:write",)
+    assert after.rotate_after == T0 + 60 * DAY
+    with pytest.raises(ValidationError):
+        model.update(record(), now=T0, actor="ops", digest="x")
+
+
+def test_next_due_is_the_first_pending_action() -> None:
+    active = record()  # rotate_after = T0 + 30d
+    assert model.next_due(active) == T0 + 23 * DAY  # 7-day reminder first
+    assert model.next_due(replace(active, reminded="7d")) == T0 + 29 * DAY
+    assert model.next_due(replace(active, reminded="1d")) == T0 + 30 * DAY
+    assert model.next_due(replace(active, reminded="1d", expires_at=T0 + 10 * DAY)) == T0 + 10 * DAY
+    rotating = replace(active, status=Status.ROTATING, grace_until=T0 + 37 * DAY)
+    assert model.next_due(rotating) == T0 + 36 * DAY
+    assert model.next_due(replace(rotating, reminded="grace")) == T0 + 37 * DAY
+    assert model.next_due(replace(active, status=Status.SUSPENDED)) is None
+    assert model.next_due(replace(active, status=Status.REVOKED)) is None
