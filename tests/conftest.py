@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+# What the template sets for every function, before any handler module is imported.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "keysentry")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "keysentry")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T12:53:20Z

@@ -1,7 +1,9 @@
-"""Lazily created boto3 clients. Never at import: moto must be active first, and import is cold start.
+"""Lazily created AWS clients. Never at import: moto must be active first, and import is cold start.
 
-boto3 itself honours ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``), which is how the
-CLI and ``sam local`` reach a moto server.
+Clients come from botocore directly: boto3's session adds nothing keysentry uses, and importing it
+(with s3transfer) is a measurable part of the authorizer's cold start. botocore honours
+``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``), which is how the CLI and ``sam local``
+reach a moto server.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
@@ -24,15 +25,15 @@ def _loader() -> Loader:
 
 
 @cache
-def session() -> boto3.session.Session:
+def session() -> botocore.session.Session:
     core = botocore.session.get_session()
     core.register_component("data_loader", _loader())
-    return boto3.session.Session(botocore_session=core)
+    return core
 
 
 @cache
 def client(service: str) -> Any:
-    return session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return session().create_client(service, config=_CONFIG)
 
 
 def reset() -> None:

@@ -1,0 +1,64 @@
+"""API Gateway Lambda authorizer (REST TOKEN/REQUEST, HTTP API 2.0): thin over keysentry.authorizer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from keysentry.authorizer import Authorizer, Decision, Outcome, Unauthorized, read_request, respond
+
+logger = Logger()
+metrics = Metrics()
+_authorizer: Authorizer | None = None
+
+
+def get_authorizer() -> Authorizer:
+    """Built on first use, not at import: the pepper and clients cost nothing until a key arrives."""
+    global _authorizer
+    if _authorizer is None:
+        _authorizer = Authorizer.from_env()
+    return _authorizer
+
+
+def _record(decision: Decision, shape: str) -> None:
+    metrics.add_dimension("outcome", decision.outcome.value)
+    metrics.add_dimension("reason", decision.reason)
+    metrics.add_metric(name="Decision", unit=MetricUnit.Count, value=1)
+    log = logger.warning if decision.outcome is Outcome.ERROR else logger.info
+    log(
+        "decision",
+        outcome=decision.outcome.value,
+        reason=decision.reason,
+        key_id=decision.kid,
+        shape=shape,
+        error=decision.error,
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = read_request(event)
+    if request is None:
+        _record(Decision(Outcome.UNAUTHORIZED, "unknown_event_shape"), "unknown")
+        raise Unauthorized()
+    try:
+        authorizer = get_authorizer()
+    except Exception:
+        logger.exception("authorizer configuration failed; failing closed")
+        _record(Decision(Outcome.ERROR, "configuration"), request.shape)
+        if request.shape == "http" and os.environ.get("AUTHORIZER_HTTP_RESPONSE", "simple") == "simple":
+            return {"isAuthorized": False}
+        raise RuntimeError("authorizer error") from None
+    decision = authorizer.decide(request)
+    _record(decision, request.shape)
+    return respond(
+        authorizer,
+        request,
+        decision,
+        http_response=os.environ.get("AUTHORIZER_HTTP_RESPONSE", "simple"),
+        usage_identifier=os.environ.get("USAGE_IDENTIFIER", "false").lower() == "true",
+    )

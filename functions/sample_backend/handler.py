@@ -1,0 +1,27 @@
+"""A sample protected backend: answers with what keysentry's authorizer said about the caller."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+
+_CONTEXT_KEYS = ("key_id", "owner_id", "scopes", "status", "env", "rotate_in_seconds", "successor")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if "lambda" in authorizer:  # HTTP APIs nest the context under "lambda"
+        authorizer = authorizer["lambda"]
+    caller = {k: authorizer[k] for k in _CONTEXT_KEYS if k in authorizer}
+    logger.info("served", key_id=caller.get("key_id"), path=event.get("path") or event.get("rawPath"))
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"path": event.get("path") or event.get("rawPath"), "caller": caller}),
+    }

@@ -1,0 +1,391 @@
+"""The API Gateway Lambda authorizer: REST (TOKEN and REQUEST) and HTTP API (payload 2.0).
+
+Order, cheapest first: find the one presented token -> parse + checksum (no I/O) -> in-memory
+cache (bounded, TTL) or one strongly consistent GetItem -> digest (constant time) -> status and
+time -> IP deny, then allow -> route scope -> response. Unknown or malformed keys get 401; known
+keys that are not allowed get an explicit Deny (403) with the reason in the log only. Any internal
+failure fails closed.
+
+Imports stay lean (no pydantic, cryptography or X-Ray here): this module is paid on every cold start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from keysentry import keyformat
+from keysentry.errors import MalformedKeyError
+from keysentry.model import KeyRecord, Status
+from keysentry.peppers import PepperSource
+from keysentry.routes import MethodArn, RouteTable
+from keysentry.store import KeyStore, from_item
+
+USAGE_WRITE_INTERVAL_S: Final = 3600
+NEGATIVE_TTL_S: Final = 5.0
+MAX_HEADER_VALUES: Final = 8
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"  # a known key that may not do this: 403
+    UNAUTHORIZED = "unauthorized"  # missing, malformed, unknown or wrong key: 401
+    ERROR = "error"  # keysentry could not decide: fail closed
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+    kid: str | None = None
+    record: KeyRecord | None = None
+    error: str | None = None  # the failure's type (and AWS error code), for the log; never its message
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the authorizer needs of any event shape."""
+
+    shape: str  # "token" | "request" | "http"
+    tokens: tuple[str, ...]  # distinct presented tokens (0, 1 or more)
+    source_ip: str | None
+    method: str
+    path: str
+    method_arn: MethodArn | None
+
+
+# ---------------------------------------------------------------- event shapes
+
+
+def _header_values(event: dict[str, Any], name: str) -> list[str]:
+    """Every value of header ``name`` (lower case), in any case, single- or multi-value."""
+    values: list[str] = []
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        for key, vals in multi.items():
+            if isinstance(key, str) and key.lower() == name and isinstance(vals, list):
+                values.extend(v for v in vals if isinstance(v, str))
+    headers = event.get("headers")
+    if isinstance(headers, dict):
+        for key, val in headers.items():
+            if isinstance(key, str) and key.lower() == name and isinstance(val, str):
+                values.append(val)
+    return values
+
+
+def _tokens_from_headers(event: dict[str, Any]) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in _header_values(event, "x-api-key")[:MAX_HEADER_VALUES]:
+        found.extend(v.strip() for v in value.split(","))  # HTTP APIs join repeated headers with commas
+    for value in _header_values(event, "authorization")[:MAX_HEADER_VALUES]:
+        for part in value.split(","):
+            scheme, _, credential = part.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                found.append(credential.strip())
+    return tuple(dict.fromkeys(t for t in found if t))
+
+
+def read_request(event: Any) -> Request | None:
+    """Detect the event's shape and extract what the decision needs; None for an unknown shape."""
+    if not isinstance(event, dict):
+        return None
+    if event.get("version") == "2.0" and "routeArn" in event:
+        ctx = event.get("requestContext") or {}
+        http = ctx.get("http") or {} if isinstance(ctx, dict) else {}
+        arn = MethodArn.parse(str(event.get("routeArn", "")))
+        method = str(http.get("method") or (arn.method if arn else "")).upper()
+        path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
+        ip = http.get("sourceIp")
+        return Request(
+            "http", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn
+        )
+    if event.get("type") == "TOKEN":
+        arn = MethodArn.parse(str(event.get("methodArn", "")))
+        raw = event.get("authorizationToken")
+        tokens: tuple[str, ...] = ()
+        if isinstance(raw, str) and raw.strip():
+            scheme, _, credential = raw.strip().partition(" ")
+            tokens = (credential.strip(),) if scheme.lower() == "bearer" else (raw.strip(),)
+        return Request("token", tokens, None, arn.method if arn else "", arn.path if arn else "/", arn)
+    if event.get("type") == "REQUEST" and "methodArn" in event:
+        arn = MethodArn.parse(str(event.get("methodArn", "")))
+        ctx = event.get("requestContext") or {}
+        identity = ctx.get("identity") or {} if isinstance(ctx, dict) else {}
+        ip = identity.get("sourceIp") if isinstance(identity, dict) else None
+        method = str(event.get("httpMethod") or (arn.method if arn else "")).upper()
+        path = str(event.get("path") or (arn.path if arn else "/"))
+        return Request(
+            "request", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn
+        )
+    return None
+
+
+# ---------------------------------------------------------------- the cache
+
+
+@dataclass(frozen=True)
+class Entry:
+    record: KeyRecord
+    allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    deny: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    expires: float
+
+
+class RecordCache:
+    """Key records by kid, bounded (LRU) with a TTL; plus a short negative cache for unknown kids."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000, negative_ttl: float = NEGATIVE_TTL_S) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.negative_ttl = min(negative_ttl, ttl)
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._missing: OrderedDict[str, float] = OrderedDict()
+
+    def get(self, kid: str, now: float) -> Entry | None:
+        entry = self._entries.get(kid)
+        if entry is None:
+            return None
+        if entry.expires <= now:
+            del self._entries[kid]
+            return None
+        return entry
+
+    def put(self, record: KeyRecord, now: float) -> Entry:
+        entry = Entry(
+            record,
+            tuple(ipaddress.ip_network(c) for c in record.allow_cidrs),
+            tuple(ipaddress.ip_network(c) for c in record.deny_cidrs),
+            now + self.ttl,
+        )
+        if self.ttl > 0:
+            self._entries[record.kid] = entry
+            self._entries.move_to_end(record.kid)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return entry
+
+    def is_missing(self, kid: str, now: float) -> bool:
+        until = self._missing.get(kid)
+        if until is None:
+            return False
+        if until <= now:
+            del self._missing[kid]
+            return False
+        return True
+
+    def mark_missing(self, kid: str, now: float) -> None:
+        if self.negative_ttl > 0:
+            self._missing[kid] = now + self.negative_ttl
+            while len(self._missing) > self.max_entries:
+                self._missing.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._missing.clear()
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Any]) -> bool:
+    return any(ip.version == net.version and ip in net for net in nets)
+
+
+def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class Authorizer:
+    def __init__(
+        self,
+        store: KeyStore,
+        peppers: PepperSource,
+        routes: RouteTable,
+        *,
+        cache_ttl: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.peppers = peppers
+        self.routes = routes
+        self.cache = RecordCache(cache_ttl)
+        self.clock = clock
+        self.monotonic = monotonic
+        self._touched: dict[str, float] = {}
+
+    @classmethod
+    def from_env(cls) -> Authorizer:
+        env = os.environ.get
+        return cls(
+            KeyStore(env("KEYS_TABLE", "keysentry-keys")),
+            PepperSource(env("PEPPER_SECRET_ID", "keysentry/pepper")),
+            RouteTable.from_json(env("ROUTE_SCOPES", "{}")),
+            cache_ttl=float(env("AUTH_CACHE_TTL", "30") or 30),
+        )
+
+    def decide(self, request: Request) -> Decision:
+        if not request.tokens:
+            return Decision(Outcome.UNAUTHORIZED, "missing_key")
+        if len(request.tokens) > 1:
+            return Decision(Outcome.UNAUTHORIZED, "several_keys")
+        try:
+            parsed = keyformat.parse(request.tokens[0])
+        except MalformedKeyError:
+            return Decision(Outcome.UNAUTHORIZED, "malformed_key")
+        kid = parsed.kid
+        try:
+            entry = self._entry(kid)
+            if entry is None:
+                return Decision(Outcome.UNAUTHORIZED, "unknown_key", kid)
+            record = entry.record
+            peppers = self.peppers.for_version(record.pepper_version)
+            if not peppers.verify(parsed.token, record.digest, record.pepper_version):
+                return Decision(Outcome.UNAUTHORIZED, "wrong_digest", kid)
+            now = int(self.clock())
+            denial = self._denial(entry, request, now)
+            if denial:
+                return Decision(Outcome.DENY, denial, kid, record)
+            self._record_use(record, parsed.token, now)
+            return Decision(Outcome.ALLOW, "ok", kid, record)
+        except Exception as error:  # fail closed: never an Allow on a failure
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            return Decision(
+                Outcome.ERROR, "internal_error", kid, error=f"{type(error).__name__} {code}".strip()
+            )
+
+    def _entry(self, kid: str) -> Entry | None:
+        now = self.monotonic()
+        entry = self.cache.get(kid, now)
+        if entry is not None:
+            return entry
+        if self.cache.is_missing(kid, now):
+            return None
+        item = self.store.get_item(kid)
+        if item is None:
+            self.cache.mark_missing(kid, now)
+            return None
+        return self.cache.put(from_item(item), now)
+
+    def _denial(self, entry: Entry, request: Request, now: int) -> str | None:
+        record = entry.record
+        if record.status is Status.ROTATING:
+            if record.grace_until is None or record.grace_until <= now:
+                return "grace_ended"
+        elif record.status is not Status.ACTIVE:
+            return f"status_{record.status.value}"
+        if record.expires_at is not None and record.expires_at <= now:
+            return "expired"
+        if entry.allow or entry.deny:
+            ip = _parse_ip(request.source_ip)
+            if ip is None:
+                return "no_source_ip"
+            if _ip_in(ip, entry.deny):
+                return "ip_denied"
+            if entry.allow and not _ip_in(ip, entry.allow):
+                return "ip_not_allowed"
+        required = self.routes.required_scope(request.method, request.path)
+        if required is None:
+            return "route_not_mapped"
+        if required and required not in record.scopes:
+            return "scope_missing"
+        return None
+
+    def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
+        """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
+        peppers = self.peppers.get()
+        rehash = None
+        if peppers.needs_rehash(record.pepper_version):
+            rehash = (record.digest, peppers.digest(token), peppers.current)
+        last = max(self._touched.get(record.kid, 0), record.last_used_at or 0)
+        if rehash is None and now - last < USAGE_WRITE_INTERVAL_S:
+            return
+        self._touched[record.kid] = now
+        if len(self._touched) > self.cache.max_entries:
+            self._touched.clear()
+        try:
+            self.store.touch(record.kid, now, stale_before=now - USAGE_WRITE_INTERVAL_S, rehash=rehash)
+        except Exception:  # usage tracking never changes the decision
+            return
+        if rehash is not None:
+            self.cache._entries.pop(record.kid, None)
+
+    # ---------------------------------------------------------------- responses
+
+    def context(self, record: KeyRecord, now: int) -> dict[str, str | int | bool]:
+        due = record.grace_until if record.status is Status.ROTATING else record.rotate_after
+        return {
+            "key_id": record.kid,
+            "owner_id": record.owner_id,
+            "scopes": ",".join(record.scopes),
+            "status": record.status.value,
+            "env": record.env,
+            "rotate_in_seconds": max(0, (due or now) - now),
+            "successor": record.successor or "",
+        }
+
+
+def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}],
+        },
+    }
+
+
+class Unauthorized(Exception):  # API Gateway answers 401 for exactly this message
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+def respond(
+    authorizer: Authorizer,
+    request: Request,
+    decision: Decision,
+    *,
+    http_response: str = "simple",
+    usage_identifier: bool = False,
+) -> dict[str, Any]:
+    """Turn a decision into the response API Gateway expects for the event's shape."""
+    simple = request.shape == "http" and http_response == "simple"
+    if decision.outcome is Outcome.ALLOW:
+        record = decision.record
+        assert record is not None
+        context = authorizer.context(record, int(authorizer.clock()))
+        if simple:
+            return {"isAuthorized": True, "context": context}
+        arn = request.method_arn
+        resources = (
+            [arn.arn_for(r) for r in authorizer.routes.allowed_resources(record.scopes)] if arn else []
+        )
+        if not resources:  # nothing to allow by ARN: never fall back to a wildcard
+            return policy(record.kid, "Deny", [arn.arn() if arn else "*"])
+        response = policy(record.kid, "Allow", resources)
+        response["context"] = context
+        if usage_identifier and request.shape != "http":
+            response["usageIdentifierKey"] = request.tokens[0]
+        return response
+    if simple:
+        return {"isAuthorized": False}
+    if decision.outcome is Outcome.UNAUTHORIZED and request.shape != "http":
+        raise Unauthorized()
+    if decision.outcome is Outcome.ERROR and request.shape != "http":
+        raise RuntimeError("authorizer error")  # a 500, which API Gateway does not cache
+    target = request.method_arn.arn() if request.method_arn else "*"
+    return policy(decision.kid or "anonymous", "Deny", [target])
