@@ -155,6 +155,31 @@ def cmd_audit(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_rotation_run(args: argparse.Namespace, out: Output) -> int:
+    from keysentry.rotation import RotationJob
+
+    service = _service(args)
+    now = None
+    if args.now:
+        try:
+            parsed = dt.datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"error: --now {args.now!r} is not an ISO-8601 time", file=sys.stderr)
+            return EXIT_USAGE
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        fixed = int(parsed.timestamp())
+        service.clock = lambda: fixed
+        now = fixed
+    summary = RotationJob(service).run(now)
+    lines = [f"{k}: {v}" for k, v in summary.as_dict().items()]
+    lines += [f"rotated {pair}" for pair in summary.rotated] + [f"expired {kid}" for kid in summary.expired]
+    lines += [f"reminded {entry}" for entry in summary.reminded]
+    doc = {**summary.as_dict(), "rotated_keys": summary.rotated, "expired_keys": summary.expired}
+    out.emit(doc, "\n".join(lines))
+    return 0
+
+
 def cmd_local_up(args: argparse.Namespace, out: Output) -> int:
     from keysentry.localserver import run_local
 
@@ -234,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--reason", default="")
     rotate.add_argument("--grace-days", type=_positive_int, default=None)
     rotate.set_defaults(func=cmd_rotate)
+
+    rotation = top.add_parser("rotation", help="the scheduled rotation job", parents=[common]).add_subparsers(
+        dest="command", required=True
+    )
+    run = rotation.add_parser(
+        "run", help="run the job once (what the schedule does hourly)", parents=[common]
+    )
+    run.add_argument("--now", help="pretend it is this ISO-8601 time (try schedules without waiting)")
+    run.set_defaults(func=cmd_rotation_run)
 
     local = top.add_parser("local", help="the local stack on moto", parents=[common]).add_subparsers(
         dest="command", required=True

@@ -33,6 +33,45 @@ def _short(token: str) -> str:
     return token[:20] + "…" + token[-4:]
 
 
+def _iso(ts: int | None) -> str:
+    import datetime as dt
+
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+
+
+def _request(token: str, method: str, path: str, ip: str) -> Any:
+    from keysentry.authorizer import read_request
+
+    return read_request(
+        {
+            "type": "REQUEST",
+            "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:demo/prod/{method}{path}",
+            "httpMethod": method,
+            "path": path,
+            "headers": {"X-Api-Key": token},
+            "requestContext": {"identity": {"sourceIp": ip}},
+        }
+    )
+
+
+def _stream_events(table: str) -> list[dict[str, Any]]:
+    from keysentry import aws
+    from keysentry.alerts import lifecycle_event
+
+    ddb, streams = aws.client("dynamodb"), aws.client("dynamodbstreams")
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
+    events = []
+    for record in records:
+        image = record["dynamodb"]
+        event = lifecycle_event(record["eventID"], image.get("OldImage"), image.get("NewImage"))
+        if event is not None:
+            events.append(event)
+    return events
+
+
 def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int:
     from moto import mock_aws
 
@@ -44,8 +83,12 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         os.environ.setdefault(name, value)
     os.environ.pop("AWS_ENDPOINT_URL", None)
 
+    os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"  # moto serves the regional endpoints
     with mock_aws():
         from keysentry import aws, local
+        from keysentry.authorizer import Authorizer
+        from keysentry.rotation import RotationJob
+        from keysentry.routes import RouteTable
         from keysentry.service import KeyService
         from keysentry.settings import Settings
 
@@ -100,6 +143,67 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
             service.resume(orders.record.kid, actor="someone", reason="undo?")
         except Exception as error:  # the demo shows the refusal
             print(f"   resume refused: {error}")
+
+        _say("The gateway asks the authorizer (REST REQUEST events)")
+        authorizer = Authorizer(
+            service.store,
+            service.peppers,
+            RouteTable.from_json('{"GET /v1/prices/*": "prices:read", "POST /v1/orders": "orders:write"}'),
+            cache_ttl=0,
+            clock=clock,
+        )
+        for label, token, method, path, ip in (
+            (
+                "acme, GET /v1/prices/BTC from 203.0.113.10",
+                prices.token,
+                "GET",
+                "/v1/prices/BTC",
+                "203.0.113.10",
+            ),
+            (
+                "acme, GET /v1/prices/BTC from 198.51.100.7",
+                prices.token,
+                "GET",
+                "/v1/prices/BTC",
+                "198.51.100.7",
+            ),
+            ("acme, POST /v1/orders (not its scope)", prices.token, "POST", "/v1/orders", "203.0.113.10"),
+            ("globex (revoked), GET /v1/prices/BTC", orders.token, "GET", "/v1/prices/BTC", "203.0.113.10"),
+            ("a mistyped key", prices.token[:-1] + "x", "GET", "/v1/prices/BTC", "203.0.113.10"),
+        ):
+            decision = authorizer.decide(_request(token, method, path, ip))
+            print(f"   {label:<46} -> {decision.outcome.value} ({decision.reason})")
+
+        _say("Time passes: the hourly rotation job, with the clock moved forward")
+        job = RotationJob(service)
+        for day in (83, 89, 90):
+            clock.now = prices.record.created_at + day * DAY
+            summary = job.run()
+            done = summary.reminded + summary.rotated + summary.expired
+            print(f"   day {day:>2}: {', '.join(done) or 'nothing due'}")
+        predecessor = service.get(prices.record.kid)
+        successor_kid = predecessor.successor or ""
+        print(
+            f"   {predecessor.kid} is {predecessor.status} until {_iso(predecessor.grace_until)}; successor {successor_kid}"
+        )
+        picked = service.pick_up_successor(prices.record.kid)
+        if picked is not None:
+            print(f"   acme picks up its successor once (KMS-encrypted until now): {_short(picked.token)}")
+        print(f"   a second pickup gets: {service.pick_up_successor(prices.record.kid)}")
+        old = authorizer.decide(_request(prices.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
+        print(f"   the old key during grace -> {old.outcome.value}")
+        clock.now = prices.record.created_at + 97 * DAY
+        summary = job.run()
+        print(f"   day 97: expired {', '.join(summary.expired)}")
+        old = authorizer.decide(_request(prices.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
+        print(f"   the old key after grace -> {old.outcome.value} ({old.reason})")
+        if picked is not None:
+            new = authorizer.decide(_request(picked.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
+            print(f"   the successor -> {new.outcome.value}")
+
+        _say("Every change is an alert: the keys table's stream, as the alerts function sees it")
+        for event in _stream_events(stack.refs["KeysTable"]):
+            print(f"   [{event['severity']:<8}] {event['type']:<17} {event['kid']} {event['reason']}")
 
         for step in steps or []:
             step(ctx)

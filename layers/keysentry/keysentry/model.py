@@ -125,6 +125,8 @@ class KeyRecord:
     suspended_from: Status | None = None
     reminded: str | None = None
     leaked_at: int | None = None
+    delivery_key: str | None = None  # X25519 public key (PEM) successors are sealed to
+    sealed_successor: dict[str, str] | None = field(default=None, repr=False)
     last_change: Change | None = None
 
     @property
@@ -154,6 +156,7 @@ class KeyRecord:
             "metadata": dict(self.metadata),
             "version": self.version,
             "leaked_at": self.leaked_at,
+            "delivery_key": self.delivery_key,
         }
 
 
@@ -306,9 +309,9 @@ def transition(record: KeyRecord, action: Action, *, now: int, actor: str, reaso
             raise TransitionError(record.kid, "resume", "past its rotation grace window")
         return replace(record, status=back, suspended_from=None, **common)
     if action is Action.REVOKE:
-        return replace(record, status=Status.REVOKED, suspended_from=None, **common)
+        return replace(record, status=Status.REVOKED, suspended_from=None, sealed_successor=None, **common)
     if action is Action.EXPIRE:
-        return replace(record, status=Status.EXPIRED, suspended_from=None, **common)
+        return replace(record, status=Status.EXPIRED, suspended_from=None, sealed_successor=None, **common)
     raise ValueError(f"use the dedicated function for {action}")
 
 
@@ -324,6 +327,7 @@ def rotate(
     successor_signing: Signing | None = None,
     reason: str = "",
     max_lifetime_days: int = MAX_LIFETIME_DAYS,
+    sealed_successor: dict[str, str] | None = None,
 ) -> tuple[KeyRecord, KeyRecord]:
     """(predecessor in ``rotating``, new active successor) with scopes, IP rules and policy copied."""
     check_allowed(record, Action.ROTATE)
@@ -357,11 +361,13 @@ def rotate(
         predecessor=record.kid,
         reason=reason,
     )
+    successor = replace(successor, delivery_key=record.delivery_key)
     predecessor = replace(
         record,
         status=Status.ROTATING,
         successor=successor_kid,
         grace_until=grace_until,
+        sealed_successor=sealed_successor,
         reminded=None,
         version=record.version + 1,
         last_change=Change(Action.ROTATE, actor, now, reason),
@@ -369,13 +375,13 @@ def rotate(
     return predecessor, successor
 
 
-def remind(record: KeyRecord, stage: str, *, now: int, actor: str) -> KeyRecord:
+def remind(record: KeyRecord, stage: str, *, now: int, actor: str, reason: str = "") -> KeyRecord:
     check_allowed(record, Action.REMIND)
     return replace(
         record,
         reminded=stage,
         version=record.version + 1,
-        last_change=Change(Action.REMIND, actor, now, f"rotation due soon ({stage})"),
+        last_change=Change(Action.REMIND, actor, now, reason or f"rotation due soon ({stage})"),
     )
 
 
@@ -393,6 +399,8 @@ def update(record: KeyRecord, *, now: int, actor: str, **changes: Any) -> KeyRec
         fields["deny_cidrs"] = validate_cidrs(changes.pop("deny_cidrs"), "deny")
     if "metadata" in changes:
         fields["metadata"] = validate_metadata(changes.pop("metadata"))
+    if "delivery_key" in changes:
+        fields["delivery_key"] = changes.pop("delivery_key")  # validated by the caller (needs cryptography)
     if "rotation_days" in changes:
         days = validate_rotation_days(changes.pop("rotation_days"))
         fields["rotation_days"] = days

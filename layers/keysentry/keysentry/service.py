@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keysentry import keyformat, model
+from keysentry.envelope import KmsBox
 from keysentry.errors import ConflictError, TransitionError, ValidationError
 from keysentry.model import Action, KeyRecord, Status
 from keysentry.peppers import PepperSource
@@ -47,6 +48,13 @@ class KeyService:
         self.peppers = peppers
         self.settings = settings or Settings()
         self.clock = clock
+        self._kms: KmsBox | None = None
+
+    @property
+    def kms(self) -> KmsBox:
+        if self._kms is None:
+            self._kms = KmsBox(self.settings.kms_key_id)
+        return self._kms
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock = system_clock) -> KeyService:
@@ -166,11 +174,28 @@ class KeyService:
         return self.rotate_record(record, actor=actor, reason=reason, grace_days=grace_days)
 
     def rotate_record(
-        self, record: KeyRecord, *, actor: str, reason: str = "", grace_days: int | None = None
+        self,
+        record: KeyRecord,
+        *,
+        actor: str,
+        reason: str = "",
+        grace_days: int | None = None,
+        deliver: bool = False,
     ) -> Issued:
+        """Rotate ``record``. With ``deliver`` (nobody is there to be shown the successor, as on the
+        schedule), the successor is sealed to the key's delivery public key when it has one, and
+        otherwise kept KMS-encrypted on the successor for one-time pickup by the predecessor's holder.
+        """
         model.check_allowed(record, Action.ROTATE)
         peppers = self.peppers.get()
         minted = keyformat.generate(record.env)
+        sealed, pickup = None, None
+        if deliver and record.delivery_key:
+            from keysentry.envelope import seal
+
+            sealed = seal(record.delivery_key, {"kid": minted.kid, "key": minted.token}, aad=minted.kid)
+        elif deliver:
+            pickup = self.kms.encrypt(minted.kid, "pickup", minted.token)
         predecessor, successor = model.rotate(
             record,
             now=self.clock(),
@@ -181,9 +206,32 @@ class KeyService:
             pepper_version=peppers.current,
             reason=model.validate_reason(reason),
             max_lifetime_days=self.settings.max_lifetime_days,
+            sealed_successor=sealed,
         )
-        self.store.rotate(record, predecessor, successor)
+        self.store.rotate(record, predecessor, successor, pickup=pickup)
         return Issued(successor, minted.token)
+
+    def pick_up_successor(self, kid: str) -> Issued | None:
+        """The predecessor's holder collects its successor once; the stored copy is erased as it is read."""
+        record = self.get(kid)
+        if record.successor is None or record.status is not Status.ROTATING:
+            return None
+        item = self.store.get_item(record.successor)
+        ciphertext = (item or {}).get("pickup", {}).get("S")
+        if ciphertext is None:
+            return None
+        token = self.kms.decrypt(record.successor, "pickup", ciphertext)  # before erasing: nothing is lost
+        if not self.store.claim_pickup(record.successor, ciphertext):
+            return None  # someone else picked it up between our read and our erase
+        return Issued(self.get(record.successor), token)
+
+    def erase_pickup(self, successor_kid: str) -> None:
+        self.store.set_pickup(successor_kid, None)
+
+    def set_delivery_key(self, kid: str, pem: str, *, actor: str) -> KeyRecord:
+        from keysentry.envelope import load_delivery_key
+
+        return self.update(kid, actor=actor, delivery_key=load_delivery_key(pem))
 
     def _transition(self, kid: str, action: Action, *, actor: str, reason: str) -> KeyRecord:
         record = self.get(kid)

@@ -70,7 +70,9 @@ def to_item(record: KeyRecord) -> Item:
         value = getattr(record, name)
         if value is not None:
             item[name] = _n(value)
-    for name in ("predecessor", "successor", "suspended_from", "reminded"):
+    if record.sealed_successor:
+        item["sealed_successor"] = {"M": {k: _s(v) for k, v in record.sealed_successor.items()}}
+    for name in ("predecessor", "successor", "suspended_from", "reminded", "delivery_key"):
         value = getattr(record, name)
         if value is not None:
             item[name] = _s(str(value))
@@ -130,6 +132,10 @@ def from_item(item: Item) -> KeyRecord:
         successor=_opt_s(item, "successor"),
         suspended_from=Status(suspended_from) if suspended_from else None,
         reminded=_opt_s(item, "reminded"),
+        delivery_key=_opt_s(item, "delivery_key"),
+        sealed_successor={k: v["S"] for k, v in item["sealed_successor"]["M"].items()}
+        if "sealed_successor" in item
+        else None,
         last_change=Change(
             action=change["action"]["S"],
             actor=change["actor"]["S"],
@@ -354,7 +360,9 @@ class KeyStore:
         )
         return new
 
-    def rotate(self, old: KeyRecord, predecessor: KeyRecord, successor: KeyRecord) -> None:
+    def rotate(
+        self, old: KeyRecord, predecessor: KeyRecord, successor: KeyRecord, *, pickup: str | None = None
+    ) -> None:
         """Predecessor to ``rotating`` and its successor created, in one transaction: all or nothing.
 
         The predecessor's condition (status active, same version) means two racing rotations,
@@ -362,13 +370,16 @@ class KeyStore:
         """
         update = _update_op(self.table, old, predecessor)
         update["ConditionExpression"] += " AND attribute_not_exists(successor)"
+        successor_item = to_item(successor)
+        if pickup is not None:  # the successor, KMS-encrypted, for one-time pickup
+            successor_item["pickup"] = _s(pickup)
         self._transact(
             [
                 {"Update": update},
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": to_item(successor),
+                        "Item": successor_item,
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
@@ -415,6 +426,22 @@ class KeyStore:
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_pickup(self, kid: str, ciphertext: str) -> bool:
+        """Erase the pickup copy if it is still ``ciphertext``: exactly one caller wins it."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": _s(kid), "sk": _s(KEY_SK)},
+                UpdateExpression="REMOVE pickup",
+                ConditionExpression="pickup = :p",
+                ExpressionAttributeValues={":p": _s(ciphertext)},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

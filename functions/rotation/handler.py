@@ -1,0 +1,36 @@
+"""Scheduled (EventBridge) rotation run: thin over keysentry.rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from keysentry.rotation import RotationJob
+from keysentry.service import KeyService
+
+logger = Logger()
+metrics = Metrics()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, service: KeyService | None = None
+) -> dict[str, Any]:
+    job = RotationJob(
+        service or KeyService.from_settings(),
+        remaining_ms=context.get_remaining_time_in_millis,
+        on_error=lambda kid, error: logger.error(
+            "rotation failed for a key", key_id=kid, error=type(error).__name__
+        ),
+    )
+    summary = job.run()
+    for name, value in summary.as_dict().items():
+        if name not in ("stopped_early", "examined"):
+            metrics.add_metric(name=f"Keys{name.capitalize()}", unit=MetricUnit.Count, value=value)
+    logger.info(
+        "rotation run", **summary.as_dict(), rotated_keys=summary.rotated, expired_keys=summary.expired
+    )
+    return summary.as_dict()

@@ -1,0 +1,30 @@
+"""`make demo` narrates a key's whole life on moto; it must keep working."""
+
+from __future__ import annotations
+
+import pytest
+from keysentry.demo import run_demo
+
+
+def test_the_demo_runs_the_lifecycle_end_to_end(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert run_demo() == 0
+    out = capsys.readouterr().out
+    for line in [
+        "-> allow (ok)",
+        "-> deny (ip_not_allowed)",
+        "-> deny (scope_missing)",
+        "-> deny (status_revoked)",
+        "-> unauthorized (malformed_key)",
+        "resume refused: cannot resume key",
+        "a second pickup gets: None",
+        "the old key during grace -> allow",
+        "the old key after grace -> deny (status_expired)",
+        "the successor -> allow",
+        "] revoked ",
+        "v7 expire    rotating -> expired",
+    ]:
+        assert line in out, line
