@@ -7,10 +7,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from keysentry.signing import body_matches
 
 logger = Logger()
 
-_CONTEXT_KEYS = ("key_id", "owner_id", "scopes", "status", "env", "rotate_in_seconds", "successor")
+_CONTEXT_KEYS = ("key_id", "owner_id", "scopes", "status", "env", "rotate_in_seconds", "successor", "signing")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -19,6 +20,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if "lambda" in authorizer:  # HTTP APIs nest the context under "lambda"
         authorizer = authorizer["lambda"]
     caller = {k: authorizer[k] for k in _CONTEXT_KEYS if k in authorizer}
+    if authorizer.get("signing", "bearer") != "bearer" and not body_matches(
+        event.get("body"), event.get("headers"), is_base64=bool(event.get("isBase64Encoded"))
+    ):
+        logger.warning("body does not match its signed digest", key_id=caller.get("key_id"))
+        return {
+            "statusCode": 400,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"message": "the body does not match X-Ks-Content-Sha256"}),
+        }
     logger.info("served", key_id=caller.get("key_id"), path=event.get("path") or event.get("rawPath"))
     return {
         "statusCode": 200,

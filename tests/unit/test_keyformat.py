@@ -112,3 +112,43 @@ def test_kid_check() -> None:
     assert not keyformat.is_kid("short")
     assert not keyformat.is_kid("abc-def-ghij")
     assert not keyformat.is_kid(None)
+
+
+def test_the_documented_signing_example_is_exact() -> None:
+    """docs/signing.md's worked example, recomputed: the document cannot drift from the code."""
+    import base64
+    import hashlib
+    import hmac
+
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "signing.md").read_text()
+    body = b'{"symbol":"BTC","side":"buy","qty":"0.5"}'
+    message = "\n".join(
+        [
+            "KS1-HMAC-SHA256",
+            "1795824000123",
+            "n0nce-7f3a9c2e41d8b6a0",
+            "POST",
+            "/v1/orders",
+            "account=main&tag=a%20b&tag=b",
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    secret = b"kss0EXAMPLE0SECRET0000000000000000000000000"
+    signature = base64.b64encode(hmac.new(secret, message.encode(), hashlib.sha256).digest()).decode()
+    assert f"```\n{message}\n```" in doc
+    assert f"Signature: `{signature}`" in doc
+    from keysentry.client import sign
+
+    headers = sign(
+        "POST",
+        "/v1/orders",
+        "tag=a%20b&account=main&tag=b",
+        body,
+        key="ks_test_EXAMPLEKEY00000000000000000000000000000000001gKwCs",
+        secret=secret.decode(),
+        timestamp_ms=1795824000123,
+        nonce="n0nce-7f3a9c2e41d8b6a0",
+    )
+    assert headers["X-Ks-Signature"] == signature

@@ -58,6 +58,25 @@ class Request:
     method: str
     path: str
     method_arn: MethodArn | None
+    event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
+
+    def signature_headers(self) -> dict[str, list[str]]:
+        from keysentry.signing import SIGNED_HEADERS
+
+        event = self.event or {}
+        return {name: _header_values(event, name) for name in SIGNED_HEADERS}
+
+    def canonical_query(self) -> str:
+        from keysentry.signing import canonical_query
+
+        event = self.event or {}
+        if self.shape == "http":
+            return canonical_query(str(event.get("rawQueryString") or ""))
+        multi = event.get("multiValueQueryStringParameters")
+        if isinstance(multi, dict) and multi:
+            return canonical_query(multi)
+        single = event.get("queryStringParameters")
+        return canonical_query(single if isinstance(single, dict) else None)
 
 
 # ---------------------------------------------------------------- event shapes
@@ -103,7 +122,7 @@ def read_request(event: Any) -> Request | None:
         path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
         ip = http.get("sourceIp")
         return Request(
-            "http", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn
+            "http", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn, event
         )
     if event.get("type") == "TOKEN":
         arn = MethodArn.parse(str(event.get("methodArn", "")))
@@ -121,7 +140,13 @@ def read_request(event: Any) -> Request | None:
         method = str(event.get("httpMethod") or (arn.method if arn else "")).upper()
         path = str(event.get("path") or (arn.path if arn else "/"))
         return Request(
-            "request", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn
+            "request",
+            _tokens_from_headers(event),
+            ip if isinstance(ip, str) else None,
+            method,
+            path,
+            arn,
+            event,
         )
     return None
 
@@ -135,6 +160,7 @@ class Entry:
     allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     deny: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     expires: float
+    verifier: Any = None  # signed keys: holds an hmac secret in memory no longer than the record
 
 
 class RecordCache:
@@ -156,12 +182,13 @@ class RecordCache:
             return None
         return entry
 
-    def put(self, record: KeyRecord, now: float) -> Entry:
+    def put(self, record: KeyRecord, now: float, verifier: Any = None) -> Entry:
         entry = Entry(
             record,
             tuple(ipaddress.ip_network(c) for c in record.allow_cidrs),
             tuple(ipaddress.ip_network(c) for c in record.deny_cidrs),
             now + self.ttl,
+            verifier,
         )
         if self.ttl > 0:
             self._entries[record.kid] = entry
@@ -219,6 +246,10 @@ class Authorizer:
         cache_ttl: float = 30.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        kms_key_id: str = "",
+        nonce_table: str = "",
+        max_age_ms: int = 5_000,
+        max_skew_ms: int = 1_000,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -226,6 +257,10 @@ class Authorizer:
         self.cache = RecordCache(cache_ttl)
         self.clock = clock
         self.monotonic = monotonic
+        self.kms_key_id = kms_key_id
+        self.nonce_table = nonce_table
+        self.max_age_ms = min(max_age_ms, 60_000)
+        self.max_skew_ms = min(max_skew_ms, 60_000)
         self._touched: dict[str, float] = {}
 
     @classmethod
@@ -236,6 +271,10 @@ class Authorizer:
             PepperSource(env("PEPPER_SECRET_ID", "keysentry/pepper")),
             RouteTable.from_json(env("ROUTE_SCOPES", "{}")),
             cache_ttl=float(env("AUTH_CACHE_TTL", "30") or 30),
+            kms_key_id=env("KMS_KEY_ID", ""),
+            nonce_table=env("NONCE_TABLE", ""),
+            max_age_ms=int(env("SIGNATURE_MAX_AGE_MS", "5000") or 5000),
+            max_skew_ms=int(env("SIGNATURE_MAX_SKEW_MS", "1000") or 1000),
         )
 
     def decide(self, request: Request) -> Decision:
@@ -279,7 +318,24 @@ class Authorizer:
         if item is None:
             self.cache.mark_missing(kid, now)
             return None
-        return self.cache.put(from_item(item), now)
+        record = from_item(item)
+        return self.cache.put(
+            record, now, self._verifier(record) if record.signing.mode != "bearer" else None
+        )
+
+    def _verifier(self, record: KeyRecord) -> Any:
+        """Only for keys that require signed requests: the signing module (and cryptography) load here."""
+        from keysentry.signing import Verifier
+
+        signing = record.signing
+        if signing.mode == "hmac":
+            from keysentry.envelope import KmsBox
+
+            if not signing.secret_ciphertext:
+                raise ValueError("hmac key without its secret")
+            secret = KmsBox(self.kms_key_id).decrypt(record.kid, "signing", signing.secret_ciphertext)
+            return Verifier("hmac", secret=secret)
+        return Verifier(signing.mode, public_key_pem=signing.public_key_pem)
 
     def _denial(self, entry: Entry, request: Request, now: int) -> str | None:
         record = entry.record
@@ -303,7 +359,41 @@ class Authorizer:
             return "route_not_mapped"
         if required and required not in record.scopes:
             return "scope_missing"
+        if entry.verifier is not None:
+            return self._signature_denial(entry, request)
         return None
+
+    def _signature_denial(self, entry: Entry, request: Request) -> str | None:
+        from keysentry.signing import SignatureError, check_time, read_signed
+
+        if request.shape == "token":
+            return "signature_needs_request_authorizer"  # a TOKEN authorizer sees one header only
+        try:
+            signed = read_signed(request.signature_headers())
+            check_time(signed, int(self.clock() * 1000), self.max_age_ms, self.max_skew_ms)
+            entry.verifier.verify(signed, request.method, request.path, request.canonical_query())
+        except SignatureError as error:
+            return error.reason
+        expires = int(self.clock()) + (self.max_age_ms + self.max_skew_ms) // 1000 + 60
+        if not self._claim_nonce(entry.record.kid, signed.nonce, expires):
+            return "replayed_nonce"
+        return None
+
+    def _claim_nonce(self, kid: str, nonce: str, expires_at: int) -> bool:
+        """A conditional put: the first request with this nonce wins, every replay is refused."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.store.client.put_item(
+                TableName=self.nonce_table,
+                Item={"pk": {"S": f"{kid}#{nonce}"}, "expires_at": {"N": str(expires_at)}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
         """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
@@ -336,6 +426,7 @@ class Authorizer:
             "env": record.env,
             "rotate_in_seconds": max(0, (due or now) - now),
             "successor": record.successor or "",
+            "signing": record.signing.mode,
         }
 
 

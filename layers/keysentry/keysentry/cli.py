@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keysentry.errors import ConflictError, KeyNotFoundError, KeysentryError, TransitionError
+from keysentry.errors import ConflictError, KeyNotFoundError, KeysentryError, TransitionError, ValidationError
 from keysentry.model import KeyRecord
 
 EXIT_USAGE = 2
@@ -76,6 +76,15 @@ def _service(args: argparse.Namespace) -> Any:
     return KeyService.from_settings()
 
 
+def _read_file(path: str | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise ValidationError(f"cannot read the {what} file {path}: {error.strerror}") from None
+
+
 def cmd_create(args: argparse.Namespace, out: Output) -> int:
     issued = _service(args).create(
         args.owner,
@@ -87,14 +96,27 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
         rotation_days=args.rotation_days,
         expires_in_days=args.expires_in_days,
         env=args.env,
+        signing=args.signing,
+        public_key_pem=_read_file(args.public_key, "public key"),
+        delivery_key_pem=_read_file(args.delivery_key, "delivery key"),
     )
+    _emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
+    return 0
+
+
+def _emit_issued(out: Output, issued: Any, headline: str) -> None:
     doc = {**issued.record.public_view(), "key": issued.token}
-    out.emit(
-        doc,
-        f"created key {issued.record.kid} for {issued.record.owner_id}\n"
-        f"key: {issued.token}\n"
-        "This is the only time the key is shown: store it now.",
-    )
+    text = f"{headline}\nkey: {issued.token}\n"
+    if issued.signing_secret:
+        doc["signing_secret"] = issued.signing_secret
+        text += f"signing secret: {issued.signing_secret}\n"
+    out.emit(doc, text + "This is the only time the key is shown: store it now.")
+
+
+def cmd_set_public_key(args: argparse.Namespace, out: Output) -> int:
+    pem = _read_file(args.file, "public key") or ""
+    record = _service(args).set_public_key(args.kid, pem, actor=_actor(args))
+    out.emit(record.public_view(), f"key {record.kid} now requires {record.signing.mode}-signed requests")
     return 0
 
 
@@ -231,7 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rotation-days", type=_positive_int, default=None, help="30..90 (default 90)")
     create.add_argument("--expires-in-days", type=_positive_int, default=None)
     create.add_argument("--env", choices=["live", "test"], default="live")
+    create.add_argument(
+        "--signing",
+        choices=["bearer", "hmac", "ed25519", "rsa"],
+        default="bearer",
+        help="require signed requests",
+    )
+    create.add_argument("--public-key", help="PEM file of the consumer's Ed25519 or RSA public key")
+    create.add_argument("--delivery-key", help="PEM file of an X25519 key scheduled successors are sealed to")
     create.set_defaults(func=cmd_create)
+
+    setpk = keys.add_parser(
+        "set-public-key", help="register a consumer's signing public key", parents=[common]
+    )
+    setpk.add_argument("kid")
+    setpk.add_argument("file", help="PEM file (Ed25519, or RSA >= 2048 bits)")
+    setpk.set_defaults(func=cmd_set_public_key)
 
     lister = keys.add_parser("list", help="list keys", parents=[common])
     lister.add_argument("--owner")

@@ -399,6 +399,11 @@ def update(record: KeyRecord, *, now: int, actor: str, **changes: Any) -> KeyRec
         fields["deny_cidrs"] = validate_cidrs(changes.pop("deny_cidrs"), "deny")
     if "metadata" in changes:
         fields["metadata"] = validate_metadata(changes.pop("metadata"))
+    if "signing" in changes:
+        signing = changes.pop("signing")
+        if not isinstance(signing, Signing):
+            raise ValidationError("signing must be set through the public-key registration")
+        fields["signing"] = signing
     if "delivery_key" in changes:
         fields["delivery_key"] = changes.pop("delivery_key")  # validated by the caller (needs cryptography)
     if "rotation_days" in changes:

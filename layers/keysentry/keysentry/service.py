@@ -6,17 +6,19 @@ writes it with one conditional transaction. Nothing here is reachable from only 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from keysentry import keyformat, model
 from keysentry.envelope import KmsBox
 from keysentry.errors import ConflictError, TransitionError, ValidationError
-from keysentry.model import Action, KeyRecord, Status
+from keysentry.model import Action, KeyRecord, Signing, Status
 from keysentry.peppers import PepperSource
 from keysentry.settings import Settings
+from keysentry.signing import MODES, load_public_key
 from keysentry.store import AuditEntry, KeyStore
 
 Clock = Callable[[], int]
@@ -29,10 +31,21 @@ def system_clock() -> int:
 
 @dataclass(frozen=True)
 class Issued:
-    """A key as minted: ``token`` is the plaintext, to be shown once and never stored or logged."""
+    """A key as minted: ``token`` (and an hmac key's ``signing_secret``) are plaintext, shown once,
+    never stored or logged."""
 
     record: KeyRecord
     token: str = field(repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+
+    def secrets_payload(self) -> dict[str, str]:
+        payload = {"kid": self.record.kid, "key": self.token}
+        if self.signing_secret:
+            payload["signing_secret"] = self.signing_secret
+        return payload
+
+
+SIGNING_SECRET_LEN = 43  # base62: 256 bits
 
 
 class KeyService:
@@ -81,11 +94,22 @@ class KeyService:
         expires_in_days: int | None = None,
         env: str = "live",
         metadata: dict[str, str] | None = None,
+        signing: str = "bearer",
+        public_key_pem: str | None = None,
+        delivery_key_pem: str | None = None,
     ) -> Issued:
         if env not in keyformat.ENVS:
             raise ValidationError(f"env must be one of {', '.join(keyformat.ENVS)}")
+        if signing not in MODES:
+            raise ValidationError(f"signing must be one of {', '.join(MODES)}")
+        delivery_key = None
+        if delivery_key_pem:
+            from keysentry.envelope import load_delivery_key
+
+            delivery_key = load_delivery_key(delivery_key_pem)
         peppers = self.peppers.get()
         minted = keyformat.generate(env)
+        signing_config, secret = self._signing_for(minted.kid, signing, public_key_pem)
         record = model.new_record(
             kid=minted.kid,
             owner_id=owner_id,
@@ -102,9 +126,35 @@ class KeyService:
             expires_in_days=expires_in_days,
             max_lifetime_days=self.settings.max_lifetime_days,
             metadata=metadata,
+            signing=signing_config,
         )
+        if delivery_key:
+            record = replace(record, delivery_key=delivery_key)
         self.store.create(record)
-        return Issued(record, minted.token)
+        return Issued(record, minted.token, secret)
+
+    def _signing_for(self, kid: str, mode: str, public_key_pem: str | None) -> tuple[Signing, str | None]:
+        """The signing configuration of a new key, and the hmac secret to show once."""
+        if mode == "bearer":
+            if public_key_pem:
+                raise ValidationError("a public key needs --signing ed25519 or rsa")
+            return Signing(), None
+        if mode == "hmac":
+            if public_key_pem:
+                raise ValidationError("hmac signing uses a generated secret, not a public key")
+            secret = keyformat.random_base62(SIGNING_SECRET_LEN)
+            return Signing("hmac", secret_ciphertext=self.kms.encrypt(kid, "signing", secret)), secret
+        if not public_key_pem:
+            raise ValidationError(f"{mode} signing needs the consumer's public key")
+        key_mode, pem = load_public_key(public_key_pem)
+        if key_mode != mode:
+            raise ValidationError(f"the public key is {key_mode}, not {mode}")
+        return Signing(mode, public_key_pem=pem), None
+
+    def set_public_key(self, kid: str, pem: str, *, actor: str) -> KeyRecord:
+        """Register (or replace) the consumer's public key; the key then requires signed requests."""
+        mode, normalised = load_public_key(pem)
+        return self.update(kid, actor=actor, signing=Signing(mode, public_key_pem=normalised))
 
     # -- read
 
@@ -189,13 +239,20 @@ class KeyService:
         model.check_allowed(record, Action.ROTATE)
         peppers = self.peppers.get()
         minted = keyformat.generate(record.env)
+        successor_signing, secret = record.signing, None
+        if record.signing.mode == "hmac":  # a successor never shares its predecessor's secret
+            secret = keyformat.random_base62(SIGNING_SECRET_LEN)
+            successor_signing = Signing(
+                "hmac", secret_ciphertext=self.kms.encrypt(minted.kid, "signing", secret)
+            )
+        payload = {"kid": minted.kid, "key": minted.token, **({"signing_secret": secret} if secret else {})}
         sealed, pickup = None, None
         if deliver and record.delivery_key:
             from keysentry.envelope import seal
 
-            sealed = seal(record.delivery_key, {"kid": minted.kid, "key": minted.token}, aad=minted.kid)
+            sealed = seal(record.delivery_key, payload, aad=minted.kid)
         elif deliver:
-            pickup = self.kms.encrypt(minted.kid, "pickup", minted.token)
+            pickup = self.kms.encrypt(minted.kid, "pickup", json.dumps(payload))
         predecessor, successor = model.rotate(
             record,
             now=self.clock(),
@@ -207,9 +264,10 @@ class KeyService:
             reason=model.validate_reason(reason),
             max_lifetime_days=self.settings.max_lifetime_days,
             sealed_successor=sealed,
+            successor_signing=successor_signing,
         )
         self.store.rotate(record, predecessor, successor, pickup=pickup)
-        return Issued(successor, minted.token)
+        return Issued(successor, minted.token, secret)
 
     def pick_up_successor(self, kid: str) -> Issued | None:
         """The predecessor's holder collects its successor once; the stored copy is erased as it is read."""
@@ -220,10 +278,10 @@ class KeyService:
         ciphertext = (item or {}).get("pickup", {}).get("S")
         if ciphertext is None:
             return None
-        token = self.kms.decrypt(record.successor, "pickup", ciphertext)  # before erasing: nothing is lost
+        payload = json.loads(self.kms.decrypt(record.successor, "pickup", ciphertext))  # before erasing
         if not self.store.claim_pickup(record.successor, ciphertext):
             return None  # someone else picked it up between our read and our erase
-        return Issued(self.get(record.successor), token)
+        return Issued(self.get(record.successor), payload["key"], payload.get("signing_secret"))
 
     def erase_pickup(self, successor_kid: str) -> None:
         self.store.set_pickup(successor_kid, None)

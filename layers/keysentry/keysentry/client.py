@@ -1,0 +1,92 @@
+"""The consumer's helper: sign a request the way keysentry's authorizer verifies it (scheme KS1).
+
+Works with any HTTP client: it returns the headers to send.
+
+    headers = sign("POST", "/v1/orders", body=payload, key=API_KEY, secret=SIGNING_SECRET)
+    requests.post(url, data=payload, headers=headers)          # or httpx, urllib3, ...
+
+For Ed25519 or RSA keys pass ``private_key`` (a ``cryptography`` private key object or PEM bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from keysentry.signing import (
+    ALGORITHMS,
+    RSA_SALT_LENGTH,
+    body_sha256,
+    canonical_query,
+    hmac_signature,
+    string_to_sign,
+)
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(18)  # 24 characters of [A-Za-z0-9_-]
+
+
+def _load_private(private_key: Any) -> Any:
+    if isinstance(private_key, bytes | str):
+        from cryptography.hazmat.primitives import serialization
+
+        data = private_key.encode() if isinstance(private_key, str) else private_key
+        return serialization.load_pem_private_key(data, password=None)
+    return private_key
+
+
+def sign(
+    method: str,
+    path: str,
+    query: str | Mapping[str, Any] | Iterable[tuple[str, str]] | None = None,
+    body: bytes | str | None = None,
+    *,
+    key: str,
+    secret: str | None = None,
+    private_key: Any = None,
+    timestamp_ms: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """Headers for one signed request: the key, algorithm, timestamp, nonce, body digest, signature."""
+    timestamp_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    nonce = nonce or new_nonce()
+    digest = body_sha256(body)
+    if secret is not None:
+        mode = "hmac"
+    elif private_key is not None:
+        private_key = _load_private(private_key)
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+        if isinstance(private_key, ed25519.Ed25519PrivateKey):
+            mode = "ed25519"
+        elif isinstance(private_key, rsa.RSAPrivateKey):
+            mode = "rsa"
+        else:
+            raise ValueError("private_key must be Ed25519 or RSA")
+    else:
+        raise ValueError("sign needs the hmac secret or the private key")
+    algorithm = ALGORITHMS[mode]
+    message = string_to_sign(algorithm, timestamp_ms, nonce, method, path, canonical_query(query), digest)
+    if mode == "hmac":
+        assert secret is not None
+        signature = hmac_signature(secret, message)
+    elif mode == "ed25519":
+        signature = base64.b64encode(private_key.sign(message.encode())).decode()
+    else:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=RSA_SALT_LENGTH)
+        signature = base64.b64encode(private_key.sign(message.encode(), pss, hashes.SHA256())).decode()
+    return {
+        "X-Api-Key": key,
+        "X-Ks-Algorithm": algorithm,
+        "X-Ks-Timestamp": str(timestamp_ms),
+        "X-Ks-Nonce": nonce,
+        "X-Ks-Content-Sha256": digest,
+        "X-Ks-Signature": signature,
+    }
