@@ -200,6 +200,19 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         arn = aws.client("events").create_event_bus(Name=name)["EventBusArn"]
         stack.refs[logical] = name
         stack.attrs[logical] = {"Arn": arn, "Name": name}
+    elif kind == "AWS::SSM::Parameter":
+        name = stack.resolve(props.get("Name")) or _name(logical)
+        aws.client("ssm").put_parameter(
+            Name=name,
+            Value=str(stack.resolve(props["Value"])),
+            Type=props.get("Type", "String"),
+            Overwrite=True,
+        )
+        stack.refs[logical] = name
+        stack.attrs[logical] = {
+            "Type": props.get("Type", "String"),
+            "Value": str(stack.resolve(props["Value"])),
+        }
     elif kind == "AWS::SQS::Queue":
         sqs = aws.client("sqs")
         url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or _name(logical))["QueueUrl"]
@@ -215,6 +228,7 @@ STATEFUL = (
     "AWS::SNS::Topic",
     "AWS::Events::EventBus",
     "AWS::SQS::Queue",
+    "AWS::SSM::Parameter",
 )
 
 
@@ -240,4 +254,11 @@ def sam_env_vars(stack: Stack, endpoint: str) -> dict[str, Any]:
             "AWS_DEFAULT_REGION": REGION,
         }
     )
-    return {"Parameters": env}
+    doc: dict[str, Any] = {"Parameters": env}
+    for logical, resource in stack.template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if variables:
+            doc[logical] = {**env, **{name: str(stack.resolve(value)) for name, value in variables.items()}}
+    return doc

@@ -1,0 +1,87 @@
+"""Responses that carry a plaintext key, and their idempotent replay.
+
+A retried ``POST /keys`` (or rotate) with the same ``Idempotency-Key`` must not mint a second key,
+and should give the caller the same answer. Powertools' idempotency stores the answer: the
+serializer below stores the plaintext parts KMS-encrypted (context: the kid, purpose
+``idempotency``), never in clear, and decrypts them on replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from keysentry.service import Issued
+
+SECRET_FIELDS = ("key", "signing_secret")
+
+
+def issued_body(issued: Issued) -> dict[str, Any]:
+    body: dict[str, Any] = {**issued.record.public_view(), "key": issued.token}
+    if issued.signing_secret:
+        body["signing_secret"] = issued.signing_secret
+    body["notice"] = "The key is shown once: store it now."
+    return body
+
+
+class SealedResponseSerializer:
+    """Powertools idempotency output serializer that keeps secrets KMS-encrypted at rest."""
+
+    def __init__(self, kms: Callable[[], Any]) -> None:
+        self.kms = kms
+
+    def to_dict(self, data: Any) -> dict[str, Any]:
+        stored = dict(data)
+        kid = str(stored["kid"])
+        for name in SECRET_FIELDS:
+            if stored.get(name):
+                stored[name] = {"sealed": self.kms().encrypt(kid, "idempotency", stored[name])}
+        return stored
+
+    def from_dict(self, data: dict[str, Any]) -> Any:
+        restored = dict(data)
+        kid = str(restored["kid"])
+        for name in SECRET_FIELDS:
+            value = restored.get(name)
+            if isinstance(value, dict) and "sealed" in value:
+                restored[name] = self.kms().decrypt(kid, "idempotency", value["sealed"])
+        return restored
+
+
+def idempotent(
+    operation: Callable[[dict[str, Any]], dict[str, Any]],
+    request: dict[str, Any],
+    idempotency_key: str | None,
+    lambda_context: Any = None,
+) -> dict[str, Any]:
+    """Run ``operation(request)`` once per (caller, route, Idempotency-Key, body)."""
+    if not idempotency_key:
+        return operation(request)
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
+    from keysentry.api import context
+
+    class Serializer(BaseIdempotencySerializer):
+        def __init__(self) -> None:
+            self.inner = SealedResponseSerializer(lambda: context.service().kms)
+
+        def to_dict(self, data: Any) -> dict[str, Any]:
+            return self.inner.to_dict(data)
+
+        def from_dict(self, data: dict[str, Any]) -> Any:
+            return self.inner.from_dict(data)
+
+    config = IdempotencyConfig(
+        event_key_jmespath="[idempotency_key, route, actor]",
+        payload_validation_jmespath="body",
+        expires_after_seconds=3600,
+    )
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
+    wrapped = idempotent_function(
+        data_keyword_argument="request",
+        config=config,
+        persistence_store=context.persistence(),
+        output_serializer=Serializer(),
+    )(lambda request: operation(request))
+    return wrapped(request={**request, "idempotency_key": idempotency_key})  # type: ignore[no-any-return]

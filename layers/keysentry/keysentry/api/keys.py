@@ -1,0 +1,144 @@
+"""Owner routes (AWS_IAM in the template): issue and manage keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from keysentry.api import context
+from keysentry.api.issued import idempotent, issued_body
+from keysentry.api.models import CreateKey, Reason, RequiredReason, Rotate, UpdateKey
+
+router = Router()
+
+Kid = Annotated[str, Path(min_length=12, max_length=12, pattern="^[0-9A-Za-z]{12}$", description="Key id")]
+
+
+def actor() -> str:
+    """The IAM principal API Gateway authenticated (AWS_IAM on every owner route)."""
+    identity = cast(APIGatewayProxyEvent, router.current_event).request_context.identity
+    return str(identity.user_arn or identity.caller or identity.account_id or "iam:unknown")
+
+
+def _idempotency_key() -> str | None:
+    value = router.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+    return value[:128] if value else None
+
+
+@router.post("/keys", summary="Issue a key (the plaintext is in this response only)", tags=["keys"])
+def create_key(body: Annotated[CreateKey, Body()]) -> dict[str, Any]:
+    def operation(request: dict[str, Any]) -> dict[str, Any]:
+        data = request["body"]
+        issued = context.service().create(
+            data["owner"],
+            actor=request["actor"],
+            name=data["name"],
+            scopes=data["scopes"],
+            allow_cidrs=data["allow_cidrs"],
+            deny_cidrs=data["deny_cidrs"],
+            rotation_days=data["rotation_days"],
+            expires_in_days=data["expires_in_days"],
+            env=data["env"],
+            metadata=data["metadata"],
+            signing=data["signing"],
+            public_key_pem=data["public_key"],
+            delivery_key_pem=data["delivery_key"],
+        )
+        return issued_body(issued)
+
+    request = {"route": "create", "actor": actor(), "body": body.model_dump()}
+    return idempotent(operation, request, _idempotency_key(), router.lambda_context)
+
+
+@router.get("/keys", summary="List keys, by owner and status, paginated", tags=["keys"])
+def list_keys(
+    owner: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[str | None, Query(pattern="^(active|rotating|suspended|revoked|expired)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> dict[str, Any]:
+    records, next_cursor = context.service().list_keys(owner, status=status, limit=limit, cursor=cursor)
+    return {"keys": [r.public_view() for r in records], "next_cursor": next_cursor}
+
+
+@router.get("/keys/<kid>", summary="One key", tags=["keys"])
+def get_key(kid: Kid) -> dict[str, Any]:
+    return context.service().get(kid).public_view()
+
+
+@router.patch(
+    "/keys/<kid>",
+    summary="Change name, scopes, IP rules, metadata, rotation policy, public keys",
+    tags=["keys"],
+)
+def update_key(kid: Kid, body: Annotated[UpdateKey, Body()]) -> dict[str, Any]:
+    changes = body.model_dump(exclude_none=True)
+    svc = context.service()
+    record = None
+    if "public_key" in changes:
+        record = svc.set_public_key(kid, changes.pop("public_key"), actor=actor())
+    if "delivery_key" in changes:
+        record = svc.set_delivery_key(kid, changes.pop("delivery_key"), actor=actor())
+    if changes or record is None:
+        record = svc.update(kid, actor=actor(), **changes)
+    return record.public_view()
+
+
+@router.post(
+    "/keys/<kid>/rotate",
+    summary="Rotate now; the successor's plaintext is in this response only",
+    tags=["lifecycle"],
+)
+def rotate_key(kid: Kid, body: Annotated[Rotate, Body()]) -> dict[str, Any]:
+    def operation(request: dict[str, Any]) -> dict[str, Any]:
+        data = request["body"]
+        issued = context.service().rotate(
+            request["kid"], actor=request["actor"], reason=data["reason"], grace_days=data["grace_days"]
+        )
+        return issued_body(issued)
+
+    request = {"route": f"rotate:{kid}", "kid": kid, "actor": actor(), "body": body.model_dump()}
+    return idempotent(operation, request, _idempotency_key(), router.lambda_context)
+
+
+@router.post("/keys/<kid>/suspend", summary="Suspend (reversible): disable it first", tags=["lifecycle"])
+def suspend_key(kid: Kid, body: Annotated[Reason, Body()]) -> dict[str, Any]:
+    return context.service().suspend(kid, actor=actor(), reason=body.reason).public_view()
+
+
+@router.post("/keys/<kid>/resume", summary="Resume a suspended key", tags=["lifecycle"])
+def resume_key(kid: Kid, body: Annotated[Reason, Body()]) -> dict[str, Any]:
+    return context.service().resume(kid, actor=actor(), reason=body.reason).public_view()
+
+
+@router.post("/keys/<kid>/revoke", summary="Revoke for good (a reason is required)", tags=["lifecycle"])
+def revoke_key(kid: Kid, body: Annotated[RequiredReason, Body()]) -> dict[str, Any]:
+    return context.service().revoke(kid, actor=actor(), reason=body.reason).public_view()
+
+
+@router.get("/keys/<kid>/audit", summary="The key's audit trail", tags=["keys"])
+def key_audit(kid: Kid) -> dict[str, Any]:
+    return {"kid": kid, "entries": [e.as_dict() for e in context.service().audit(kid)]}
+
+
+@router.get(
+    "/keys/<kid>/usage", summary="Last use, and where the authorizer's decisions are recorded", tags=["keys"]
+)
+def key_usage(kid: Kid) -> dict[str, Any]:
+    record = context.service().get(kid)
+    return {
+        "kid": kid,
+        "status": str(record.status),
+        "last_used_at": record.last_used_at,
+        "last_used_precision_seconds": 3600,
+        "decisions": {
+            "metrics": "CloudWatch namespace keysentry, metric Decision, dimensions outcome and reason",
+            "logs_insights_query": (
+                'fields @timestamp, outcome, reason | filter message = "decision" and key_id = "'
+                + kid
+                + '" | stats count() by outcome, reason'
+            ),
+        },
+    }

@@ -1,0 +1,79 @@
+"""Self-service routes behind the keysentry authorizer: the caller is the key, and only that key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, UnauthorizedError
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from keysentry import keyformat
+from keysentry.api import context
+from keysentry.api.issued import idempotent, issued_body
+from keysentry.api.models import Reason
+
+router = Router()
+
+
+def caller_kid() -> str:
+    """The key the authorizer admitted. Never taken from the path, query or body."""
+    authorizer = cast(APIGatewayProxyEvent, router.current_event).request_context.authorizer
+    kid = authorizer.raw_event.get("key_id")
+    if not keyformat.is_kid(kid):
+        raise UnauthorizedError("Unauthorized")
+    return str(kid)
+
+
+@router.get("/self", summary="Who am I: the calling key", tags=["self"])
+def whoami() -> dict[str, Any]:
+    record = context.service().get(caller_kid())
+    view = record.public_view()
+    return {
+        k: view[k]
+        for k in (
+            "kid",
+            "owner_id",
+            "name",
+            "env",
+            "status",
+            "scopes",
+            "rotate_after",
+            "grace_until",
+            "successor",
+            "expires_at",
+            "signing_mode",
+        )
+    }
+
+
+@router.post(
+    "/self/rotate", summary="Rotate the calling key; the successor is in this response only", tags=["self"]
+)
+def rotate_self() -> dict[str, Any]:
+    kid = caller_kid()
+
+    def operation(request: dict[str, Any]) -> dict[str, Any]:
+        return issued_body(
+            context.service().rotate(request["kid"], actor=request["actor"], reason="rotated by its holder")
+        )
+
+    key = router.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+    request = {"route": f"self-rotate:{kid}", "kid": kid, "actor": f"key:{kid}", "body": {}}
+    return idempotent(operation, request, key, router.lambda_context)
+
+
+@router.post("/self/successor", summary="Collect, once, the successor the schedule created", tags=["self"])
+def pick_up_successor() -> dict[str, Any]:
+    picked = context.service().pick_up_successor(caller_kid())
+    if picked is None:
+        raise NotFoundError("no successor is waiting for pickup")
+    return issued_body(picked)
+
+
+@router.post("/self/revoke", summary="Kill the calling key now (when it leaks)", tags=["self"])
+def revoke_self(body: Annotated[Reason, Body()]) -> dict[str, Any]:
+    kid = caller_kid()
+    reason = body.reason or "revoked by its holder"
+    record = context.service().revoke(kid, actor=f"key:{kid}", reason=reason)
+    return {"kid": record.kid, "status": str(record.status)}
