@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/keysentry/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint typecheck unit validate demo clean
+.PHONY: install test lint typecheck unit validate demo bench openapi clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP):
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests
-	$(BIN)/ruff format --check layers functions tests
+	$(BIN)/ruff check layers functions tests bench
+	$(BIN)/ruff format --check layers functions tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy layers/keysentry/keysentry functions
@@ -28,6 +28,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck validate unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+openapi: $(STAMP)
+	$(BIN)/python -c "from keysentry.api.app import app; print(app.get_openapi_json_schema(title='keysentry management API', version='1'))" > docs/openapi.json
 
 demo: $(STAMP)
 	$(BIN)/keysentry demo

@@ -27,7 +27,8 @@ def _record(decision: Decision, shape: str) -> None:
     metrics.add_dimension("outcome", decision.outcome.value)
     metrics.add_dimension("reason", decision.reason)
     metrics.add_metric(name="Decision", unit=MetricUnit.Count, value=1)
-    log = logger.warning if decision.outcome is Outcome.ERROR else logger.info
+    # Allows are the bulk of traffic: counted always, logged at DEBUG. Every refusal is logged.
+    log = {Outcome.ERROR: logger.warning, Outcome.ALLOW: logger.debug}.get(decision.outcome, logger.info)
     log(
         "decision",
         outcome=decision.outcome.value,

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
 from keysentry import keyformat
@@ -48,7 +49,7 @@ class Decision:
     error: str | None = None  # the failure's type (and AWS error code), for the log; never its message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Request:
     """What the authorizer needs of any event shape."""
 
@@ -98,15 +99,43 @@ def _header_values(event: dict[str, Any], name: str) -> list[str]:
     return values
 
 
+_KEY_HEADERS: Final = frozenset({"x-api-key", "authorization"})
+
+
 def _tokens_from_headers(event: dict[str, Any]) -> tuple[str, ...]:
+    """Every distinct key presented in X-Api-Key or Authorization: Bearer, in one pass over the headers."""
+    api_keys: list[str] = []
+    bearers: list[str] = []
+    # REST events carry both maps with the same headers; the multi-value one holds every value.
+    for source in (event.get("multiValueHeaders"), event.get("headers")):
+        if not isinstance(source, dict):
+            continue
+        for name, raw in source.items():
+            if not isinstance(name, str) or len(name) not in (
+                9,
+                13,
+            ):  # len("x-api-key"), len("authorization")
+                continue
+            lowered = name.lower()
+            if lowered not in _KEY_HEADERS:
+                continue
+            values = raw if isinstance(raw, list) else [raw]
+            (api_keys if lowered == "x-api-key" else bearers).extend(v for v in values if isinstance(v, str))
+        if api_keys or bearers:
+            break
+    if len(api_keys) == 1 and not bearers and "," not in api_keys[0]:
+        token = api_keys[0].strip()
+        return (token,) if token else ()
     found: list[str] = []
-    for value in _header_values(event, "x-api-key")[:MAX_HEADER_VALUES]:
+    for value in api_keys[:MAX_HEADER_VALUES]:
         found.extend(v.strip() for v in value.split(","))  # HTTP APIs join repeated headers with commas
-    for value in _header_values(event, "authorization")[:MAX_HEADER_VALUES]:
+    for value in bearers[:MAX_HEADER_VALUES]:
         for part in value.split(","):
             scheme, _, credential = part.strip().partition(" ")
             if scheme.lower() == "bearer":
                 found.append(credential.strip())
+    if len(found) == 1:
+        return (found[0],) if found[0] else ()
     return tuple(dict.fromkeys(t for t in found if t))
 
 
@@ -172,6 +201,9 @@ class RecordCache:
         self.negative_ttl = min(negative_ttl, ttl)
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._missing: OrderedDict[str, float] = OrderedDict()
+        # (token, method, path, source ip) -> (expires, decision), for bearer keys only: the same
+        # request gets the same answer until the record's TTL or the key's next time boundary.
+        self.decisions: dict[tuple[Any, ...], tuple[float, float, Decision]] = {}
 
     def get(self, kid: str, now: float) -> Entry | None:
         entry = self._entries.get(kid)
@@ -212,9 +244,18 @@ class RecordCache:
             while len(self._missing) > self.max_entries:
                 self._missing.popitem(last=False)
 
+    def remember(self, key: tuple[Any, ...], until: float, wall_until: float, decision: Decision) -> None:
+        """Keep a decision until the record's TTL (monotonic) or the key's next time boundary (wall clock)."""
+        if self.ttl <= 0:
+            return
+        if len(self.decisions) >= self.max_entries:
+            self.decisions.clear()
+        self.decisions[key] = (until, wall_until, decision)
+
     def clear(self) -> None:
         self._entries.clear()
         self._missing.clear()
+        self.decisions.clear()
 
 
 # ---------------------------------------------------------------- decisions
@@ -224,7 +265,9 @@ def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Any
     return any(ip.version == net.version and ip in net for net in nets)
 
 
+@lru_cache(maxsize=4096)
 def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per distinct source address (callers repeat theirs)."""
     if not text:
         return None
     try:
@@ -262,6 +305,7 @@ class Authorizer:
         self.max_age_ms = min(max_age_ms, 60_000)
         self.max_skew_ms = min(max_skew_ms, 60_000)
         self._touched: dict[str, float] = {}
+        self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
 
     @classmethod
     def from_env(cls) -> Authorizer:
@@ -282,6 +326,33 @@ class Authorizer:
             return Decision(Outcome.UNAUTHORIZED, "missing_key")
         if len(request.tokens) > 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys")
+        key = (request.tokens[0], request.method, request.path, request.source_ip, request.shape)
+        cached = self.cache.decisions.get(key)
+        if cached is not None:
+            now = self.clock()
+            if cached[0] > self.monotonic() and cached[1] > now:
+                decision = cached[2]
+                if decision.outcome is Outcome.ALLOW and decision.record is not None:
+                    self._record_use(decision.record, request.tokens[0], int(now))
+                return decision
+            del self.cache.decisions[key]
+        decision = self._decide(request)
+        if decision.outcome in (Outcome.ALLOW, Outcome.DENY) and decision.record is not None:
+            self._remember(key, decision)
+        return decision
+
+    def _remember(self, key: tuple[Any, ...], decision: Decision) -> None:
+        record = decision.record
+        assert record is not None
+        if record.signing.mode != "bearer":
+            return  # every signed request is verified (and its nonce claimed) afresh
+        entry = self.cache.get(record.kid, self.monotonic())
+        if entry is None:
+            return
+        boundaries = [b for b in (record.grace_until, record.expires_at) if b is not None]
+        self.cache.remember(key, entry.expires, min(boundaries, default=float("inf")), decision)
+
+    def _decide(self, request: Request) -> Decision:
         try:
             parsed = keyformat.parse(request.tokens[0])
         except MalformedKeyError:
@@ -412,22 +483,36 @@ class Authorizer:
         except Exception:  # usage tracking never changes the decision
             return
         if rehash is not None:
-            self.cache._entries.pop(record.kid, None)
+            self.cache.clear()
 
     # ---------------------------------------------------------------- responses
 
     def context(self, record: KeyRecord, now: int) -> dict[str, str | int | bool]:
+        """What the backend learns about the caller (API Gateway passes strings, numbers, booleans)."""
         due = record.grace_until if record.status is Status.ROTATING else record.rotate_after
-        return {
-            "key_id": record.kid,
-            "owner_id": record.owner_id,
-            "scopes": ",".join(record.scopes),
-            "status": record.status.value,
-            "env": record.env,
-            "rotate_in_seconds": max(0, (due or now) - now),
-            "successor": record.successor or "",
-            "signing": record.signing.mode,
-        }
+        base = self._contexts.get((record.kid, record.version))
+        if base is None:
+            if len(self._contexts) >= self.cache.max_entries:
+                self._contexts.clear()
+            base = self._contexts[(record.kid, record.version)] = _context_base(record)
+        return {**base, "rotate_in_seconds": max(0, (due or now) - now)}
+
+
+def _context_base(record: KeyRecord) -> dict[str, str | int | bool]:
+    return {
+        "key_id": record.kid,
+        "owner_id": record.owner_id,
+        "scopes": ",".join(record.scopes),
+        "status": record.status.value,
+        "env": record.env,
+        "successor": record.successor or "",
+        "signing": record.signing.mode,
+    }
+
+
+@lru_cache(maxsize=4096)
+def _allowed_arns(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{prefix}/{resource}" for resource in routes.allowed_resources(scopes))
 
 
 def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ still verify and are re-hashed on their next successful use.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -50,7 +49,7 @@ class Peppers:
     def digest(self, token: str, version: str | None = None) -> str:
         """Hex digest of ``token`` under ``version`` (default: the current pepper)."""
         pepper = self.versions[version or self.current]
-        return hmac.new(pepper, token.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(pepper, token.encode(), "sha256").hex()
 
     def knows(self, version: str) -> bool:
         return version in self.versions

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from keysentry.errors import ConfigurationError
@@ -35,7 +36,7 @@ class RouteRule:
         return f"{self.method}{self.path}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: it keys the lookup caches below
 class RouteTable:
     rules: tuple[RouteRule, ...]
 
@@ -62,15 +63,25 @@ class RouteTable:
 
     def required_scope(self, method: str, path: str) -> str | None:
         """The scope the first matching rule requires; None when no rule covers the route."""
-        for rule in self.rules:
-            if rule.matches(method, path):
-                return rule.scope
-        return None
+        return _required_scope(self, method, path)
 
-    def allowed_resources(self, scopes: frozenset[str] | tuple[str, ...]) -> list[str]:
+    def allowed_resources(self, scopes: frozenset[str] | tuple[str, ...]) -> tuple[str, ...]:
         """Every route resource the scopes allow, for an Allow policy cached across routes."""
-        held = set(scopes)
-        return [rule.resource() for rule in self.rules if rule.scope == "" or rule.scope in held]
+        return _allowed_resources(self, tuple(scopes))
+
+
+@lru_cache(maxsize=8192)
+def _required_scope(table: RouteTable, method: str, path: str) -> str | None:
+    for rule in table.rules:
+        if rule.matches(method, path):
+            return rule.scope
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _allowed_resources(table: RouteTable, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    held = set(scopes)
+    return tuple(rule.resource() for rule in table.rules if rule.scope == "" or rule.scope in held)
 
 
 @dataclass(frozen=True)
@@ -83,18 +94,23 @@ class MethodArn:
 
     @classmethod
     def parse(cls, arn: str) -> MethodArn | None:
-        parts = arn.split(":", 5)
-        if len(parts) != 6 or parts[2] != "execute-api":
-            return None
-        pieces = parts[5].split("/", 3)
-        if len(pieces) < 3:
-            return None
-        api_id, stage, method = pieces[0], pieces[1], pieces[2]
-        path = "/" + (pieces[3] if len(pieces) == 4 else "")
-        return cls(f"{':'.join(parts[:5])}:{api_id}/{stage}", method.upper(), path)
+        return _parse_arn(arn)
 
     def arn_for(self, resource: str) -> str:
         return f"{self.prefix}/{resource}"
 
     def arn(self) -> str:
         return f"{self.prefix}/{self.method}{self.path}"
+
+
+@lru_cache(maxsize=4096)
+def _parse_arn(arn: str) -> MethodArn | None:
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "execute-api":
+        return None
+    pieces = parts[5].split("/", 3)
+    if len(pieces) < 3:
+        return None
+    api_id, stage, method = pieces[0], pieces[1], pieces[2]
+    path = "/" + (pieces[3] if len(pieces) == 4 else "")
+    return MethodArn(f"{':'.join(parts[:5])}:{api_id}/{stage}", method.upper(), path)
