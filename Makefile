@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/keysentry/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint typecheck unit validate demo bench openapi clean
+SAM_VENV ?= .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+
+.PHONY: install test lint typecheck unit validate sam-validate demo bench openapi e2e clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +27,24 @@ typecheck: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
+# The SAM CLI pins its own boto3 and cfn-lint: it lives in a virtualenv of its own.
+$(SAM_STAMP):
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check aws-sam-cli
+	@touch $(SAM_STAMP)
+
+sam-validate: $(SAM_STAMP)
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+# sam build (python3.13), keysentry local up, sam local invoke of every function, and a scenario
+# over HTTP under sam local start-api. SAM_INVOKE_IMAGE: a local Lambda image, where public ones can't be pulled.
+e2e: $(STAMP) $(SAM_STAMP)
+	SAM=$(SAM_VENV)/bin/sam $(BIN)/python -m tests.e2e.run
+
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck validate unit
+test: lint typecheck validate sam-validate unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
@@ -39,4 +56,4 @@ demo: $(STAMP)
 	$(BIN)/keysentry demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -17,6 +17,7 @@ from typing import Any
 from keysentry import aws
 
 REGION = "us-east-1"
+NO_VALUE = object()  # AWS::NoValue: the property is left out
 ACCOUNT = "123456789012"
 STACK = "keysentry"
 
@@ -87,9 +88,23 @@ class Stack:
         )
         return params
 
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
+
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             ((name, arg),) = value.items()
+            if name == "Fn::If":
+                condition, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(condition) else if_false)
+            if name == "Fn::Equals":
+                return self.resolve(arg[0]) == self.resolve(arg[1])
+            if name == "Fn::Not":
+                return not self.resolve(arg[0])
+            if name == "Condition":
+                return self.condition(arg)
+            if name == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
             if name == "Ref":
                 if arg in self.refs:
                     return self.refs[arg]
@@ -120,7 +135,8 @@ class Stack:
         variables = (
             self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         )
-        return {name: str(self.resolve(value)) for name, value in variables.items()}
+        resolved = {name: self.resolve(value) for name, value in variables.items()}
+        return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
 
 
 # ---------------------------------------------------------------- provisioning
@@ -260,5 +276,9 @@ def sam_env_vars(stack: Stack, endpoint: str) -> dict[str, Any]:
             continue
         variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         if variables:
-            doc[logical] = {**env, **{name: str(stack.resolve(value)) for name, value in variables.items()}}
+            own = {name: stack.resolve(value) for name, value in variables.items()}
+            doc[logical] = {
+                **env,
+                **{name: str(value) for name, value in own.items() if value is not NO_VALUE},
+            }
     return doc
