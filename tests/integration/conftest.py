@@ -12,6 +12,20 @@ from keysentry import keyformat
 from tests.conftest import all_items
 
 
+def plaintext_found(tokens: list[str], stack: Any, log_lines: list[str]) -> list[str]:
+    """Where the secret part of any of ``tokens`` appears: each table's items, and the log lines."""
+    secrets_issued = [
+        t[-(keyformat.SECRET_LEN + keyformat.CHECKSUM_LEN) : -keyformat.CHECKSUM_LEN] for t in tokens
+    ]
+    tables = [
+        stack.refs[name] for name, res in stack.template["Resources"].items() if res["Type"].endswith("Table")
+    ]
+    stored = {table: json.dumps(all_items(table)) for table in tables}
+    logs = "\n".join(log_lines)
+    found = [table for secret in secrets_issued for table, text in stored.items() if secret in text]
+    return found + ["logs" for secret in secrets_issued if secret in logs]
+
+
 @pytest.fixture(autouse=True)
 def leak_guard(
     stack: Any,
@@ -31,20 +45,22 @@ def leak_guard(
     monkeypatch.setattr(keyformat, "generate", recording_generate)
     yield minted
 
-    secrets_issued = [
-        t[-(keyformat.SECRET_LEN + keyformat.CHECKSUM_LEN) : -keyformat.CHECKSUM_LEN] for t in minted
-    ]
-    tables = [
-        stack.refs[name] for name, res in stack.template["Resources"].items() if res["Type"].endswith("Table")
-    ]
-    stored = json.dumps([all_items(t) for t in tables])
     out, err = capfd.readouterr()
     log_lines = (
         [r.getMessage() for r in caplog.records]
         + [line for line in (out + err).splitlines() if line.startswith("{") and '"level"' in line]
         + err.splitlines()
     )
-    logs = "\n".join(log_lines)
-    for secret in secrets_issued:
-        assert secret not in stored, "a plaintext key reached a table"
-        assert secret not in logs, "a plaintext key reached a log line"
+    leaks = plaintext_found(minted, stack, log_lines)
+    assert not leaks, f"plaintext keys found in: {', '.join(sorted(set(leaks)))}"
+
+
+@pytest.fixture
+def api_service(service: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The management API uses the test's service (and its clock); its idempotency layer is per test."""
+    from keysentry.api import context
+
+    context.persistence.cache_clear()
+    monkeypatch.setattr(context, "service", lambda: service)
+    yield service
+    context.persistence.cache_clear()

@@ -10,20 +10,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from keysentry import aws, keyformat
-from keysentry.api import context
 from keysentry.model import Status
 
 from tests.conftest import ROOT, FakeClock, all_items, template
 from tests.integration.api_helpers import call
 
-
-@pytest.fixture(autouse=True)
-def api(service: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The API's service is the test's (same clock); its idempotency layer is built per test."""
-    context.persistence.cache_clear()
-    monkeypatch.setattr(context, "service", lambda: service)
-    yield
-    context.persistence.cache_clear()
+pytestmark = pytest.mark.usefixtures("api_service")
 
 
 def create(lambda_context: Any, **body: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from keysentry.api import context
 
 from tests.conftest import ROOT
 from tests.integration.api_helpers import call
@@ -80,12 +79,7 @@ def body_schema(path: str, method: str) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(autouse=True)
-def api(service: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    context.persistence.cache_clear()
-    monkeypatch.setattr(context, "service", lambda: service)
-    yield
-    context.persistence.cache_clear()
+pytestmark = pytest.mark.usefixtures("api_service")
 
 
 @pytest.fixture
@@ -117,7 +111,7 @@ def test_generated_bodies_never_get_a_5xx(route: tuple[str, str], kid: str, lamb
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(raw=st.text(max_size=300))
-def test_raw_garbage_bodies_never_get_a_5xx(api: Any, lambda_context: Any, raw: str) -> None:
+def test_raw_garbage_bodies_never_get_a_5xx(lambda_context: Any, raw: str) -> None:
     for name in ("api_create_key", "api_leaks_github"):
         status, _ = call(name, lambda_context, raw_body=raw, headers={"Idempotency-Key": ""})
         assert status < 500

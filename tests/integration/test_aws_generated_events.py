@@ -11,7 +11,6 @@ import subprocess
 from typing import Any
 
 import pytest
-from keysentry.api import context
 from keysentry.authorizer import Authorizer
 from keysentry.peppers import PepperSource
 from keysentry.routes import RouteTable
@@ -107,11 +106,7 @@ def test_an_http_api_request_shaped_as_aws_makes_it(
     assert authorizer_handler.lambda_handler(event, lambda_context) == {"isAuthorized": False}
 
 
-def test_the_generated_proxy_event_reaches_the_management_api(
-    service: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    context.persistence.cache_clear()
-    monkeypatch.setattr(context, "service", lambda: service)
+def test_the_generated_proxy_event_reaches_the_management_api(api_service: Any, lambda_context: Any) -> None:
     event = generate("apigateway", "aws-proxy")
     event.update(path="/keys", resource="/keys", httpMethod="POST", pathParameters=None)
     event["body"] = base64.b64encode(

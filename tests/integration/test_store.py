@@ -186,3 +186,22 @@ def test_keys_written_through_the_store_use_the_template_tables(stack: Any) -> N
     items = all_items(stack.refs["KeysTable"])
     assert items == []
     assert keyformat.is_kid(keyformat.new_kid())
+
+
+def test_the_plaintext_scan_finds_a_planted_key(service: Any, stack: Any) -> None:
+    """The guard every integration test runs under can fail: plant a key and it is found."""
+    from tests.integration.conftest import plaintext_found
+
+    issued = service.create("acme", actor="ops")
+    assert plaintext_found([issued.token], stack, ["a clean line"]) == []
+    service.store.client.put_item(
+        TableName=stack.refs["NonceTable"],
+        Item={"pk": {"S": f"oops {issued.token}"}, "expires_at": {"N": "1"}},
+    )
+    assert plaintext_found([issued.token], stack, [f"logged {issued.token}"]) == [
+        stack.refs["NonceTable"],
+        "logs",
+    ]
+    service.store.client.delete_item(
+        TableName=stack.refs["NonceTable"], Key={"pk": {"S": f"oops {issued.token}"}}
+    )
