@@ -38,6 +38,7 @@ ENV_FILE = ROOT / ".keysentry-e2e.json"
 START_API_LOG = BUILD_DIR / "start-api.log"  # sam local start-api's output, for a failing step
 
 started: list[subprocess.Popen[str]] = []
+passed: list[str] = []
 failures: list[str] = []
 
 
@@ -46,6 +47,7 @@ def step(name: str, ok: bool, detail: str = "") -> None:
     if not ok:
         failures.append(name)
         raise SystemExit(f"e2e failed at: {name}")
+    passed.append(name)
 
 
 def sam_args() -> list[str]:
@@ -401,10 +403,12 @@ def main() -> int:
         scenario(env)
     except SystemExit as error:
         print(error, flush=True)
+        print(f"e2e: {len(passed)} passed, {len(failures) or 1} failed", flush=True)
         return 1
     finally:
         stop_all()
-    print(f"e2e passed in {time.monotonic() - started_at:.0f} s", flush=True)
+    print(f"all steps passed in {time.monotonic() - started_at:.0f} s", flush=True)
+    print(f"e2e: {len(passed)} passed, 0 failed", flush=True)
     return 0
 
 

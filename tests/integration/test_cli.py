@@ -96,3 +96,30 @@ def test_revoke_requires_a_reason(stack: Any, capfd: pytest.CaptureFixture[str])
         cli.main(["keys", "revoke", "AAAAAAAAAAAA"])
     assert raised.value.code == 2
     assert "--reason" in capfd.readouterr().err
+
+
+def test_update_from_the_command_line(stack: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    _, created, _ = run(
+        capfd, "keys", "create", "--owner", "acme", "--scope", "a", "--allow-cidr", "10.0.0.0/8", "--json"
+    )
+    code, updated, _ = run(
+        capfd,
+        "keys",
+        "update",
+        created["kid"],
+        "--scope",
+        "b",
+        "--scope",
+        "c",
+        "--allow-cidr",
+        "",
+        "--rotation-days",
+        "45",
+        "--json",
+    )
+    assert code == 0
+    assert (updated["scopes"], updated["allow_cidrs"], updated["rotation_days"]) == (["b", "c"], [], 45)
+    code, _, err = run(capfd, "keys", "update", created["kid"], "--rotation-days", "10")
+    assert code == 2 and "between 30 and 90" in err
+    _, audit, _ = run(capfd, "keys", "audit", created["kid"], "--json")
+    assert [e["action"] for e in audit["entries"]] == ["create", "update"]

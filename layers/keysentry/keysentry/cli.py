@@ -113,6 +113,31 @@ def _emit_issued(out: Output, issued: Any, headline: str) -> None:
     out.emit(doc, text + "This is the only time the key is shown: store it now.")
 
 
+def cmd_update(args: argparse.Namespace, out: Output) -> int:
+    """Change a key's policy: only what is given changes (lists replace the key's lists)."""
+    changes: dict[str, Any] = {}
+    for field in ("name", "rotation_days"):
+        if getattr(args, field) is not None:
+            changes[field] = getattr(args, field)
+    for field, given in (
+        ("scopes", args.scope),
+        ("allow_cidrs", args.allow_cidr),
+        ("deny_cidrs", args.deny_cidr),
+    ):
+        if given is not None:
+            changes[field] = [] if given == [""] else given
+    service = _service(args)
+    record = None
+    if args.delivery_key:
+        record = service.set_delivery_key(
+            args.kid, _read_file(args.delivery_key, "delivery key") or "", actor=_actor(args)
+        )
+    if changes or record is None:
+        record = service.update(args.kid, actor=_actor(args), **changes)
+    out.emit(record.public_view(), _record_text(record))
+    return 0
+
+
 def cmd_set_public_key(args: argparse.Namespace, out: Output) -> int:
     pem = _read_file(args.file, "public key") or ""
     record = _service(args).set_public_key(args.kid, pem, actor=_actor(args))
@@ -262,6 +287,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--public-key", help="PEM file of the consumer's Ed25519 or RSA public key")
     create.add_argument("--delivery-key", help="PEM file of an X25519 key scheduled successors are sealed to")
     create.set_defaults(func=cmd_create)
+
+    update = keys.add_parser(
+        "update", help="change a key's name, scopes, IP rules, rotation days", parents=[common]
+    )
+    update.add_argument("kid")
+    update.add_argument("--name")
+    update.add_argument("--scope", action="append", help="replaces the scopes; repeat; --scope '' for none")
+    update.add_argument(
+        "--allow-cidr", action="append", help="replaces the allow list; --allow-cidr '' for none"
+    )
+    update.add_argument(
+        "--deny-cidr", action="append", help="replaces the deny list; --deny-cidr '' for none"
+    )
+    update.add_argument("--rotation-days", type=_positive_int, help="30..90")
+    update.add_argument("--delivery-key", help="PEM file of an X25519 key scheduled successors are sealed to")
+    update.set_defaults(func=cmd_update)
 
     setpk = keys.add_parser(
         "set-public-key", help="register a consumer's signing public key", parents=[common]
