@@ -100,6 +100,13 @@ def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> N
             check=True,
         )
         assert json.loads(shown.stdout)["scopes"] == ["p:r"]
+        sourced = subprocess.run(  # noqa: S603 - the shell a README reader uses
+            ["bash", "-c", f"source {env_file.with_suffix('.env')} && echo $KEYS_TABLE $AWS_ENDPOINT_URL"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert sourced.stdout.split() == [exports["KEYS_TABLE"], exports["AWS_ENDPOINT_URL"]]
         sam_env = json.loads(env_file.read_text())["Parameters"]
         assert sam_env["KEYS_TABLE"] == exports["KEYS_TABLE"]
         assert sam_env["AWS_ENDPOINT_URL"] == f"http://172.17.0.1:{port}"

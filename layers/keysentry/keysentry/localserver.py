@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -46,13 +47,18 @@ def run_local(
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     env_file.write_text(json.dumps(sam_env_vars(stack, f"http://{container_host}:{port}"), indent=2) + "\n")
+    shell_file = env_file.with_suffix(".env")  # for another shell: source .keysentry-local.env
+    shell_file.write_text(
+        "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
+    )
     if out_json:
         print(json.dumps({"endpoint": endpoint, "env": env, "env_file": str(env_file)}, indent=2), flush=True)
     else:
         for name, value in sorted(env.items()):
             print(f"export {name}={value}", flush=True)
         print(
-            f"# moto server on {endpoint}; sam local env vars in {env_file}. Ctrl-C to stop.",
+            f"# moto server on {endpoint}; sam local env vars in {env_file}; "
+            f"for another shell: source {env_file.with_suffix('.env')}. Ctrl-C to stop.",
             flush=True,
         )
     if not block:
