@@ -25,7 +25,7 @@ from keysentry import keyformat
 from keysentry.errors import MalformedKeyError
 from keysentry.model import KeyRecord, Status
 from keysentry.peppers import PepperSource
-from keysentry.routes import MethodArn, RouteTable
+from keysentry.routes import MethodArn, RouteTable, parse_method_arn
 from keysentry.store import KeyStore, from_item
 
 USAGE_WRITE_INTERVAL_S: Final = 3600
@@ -161,13 +161,20 @@ def read_request(event: Any) -> Request | None:
             scheme, _, credential = raw.strip().partition(" ")
             tokens = (credential.strip(),) if scheme.lower() == "bearer" else (raw.strip(),)
         return Request("token", tokens, None, arn.method if arn else "", arn.path if arn else "/", arn)
-    if event.get("type") == "REQUEST" and "methodArn" in event:
-        arn = MethodArn.parse(str(event.get("methodArn", "")))
-        ctx = event.get("requestContext") or {}
-        identity = ctx.get("identity") or {} if isinstance(ctx, dict) else {}
-        ip = identity.get("sourceIp") if isinstance(identity, dict) else None
-        method = str(event.get("httpMethod") or (arn.method if arn else "")).upper()
-        path = str(event.get("path") or (arn.path if arn else "/"))
+    if event.get("type") == "REQUEST" and "methodArn" in event:  # REST REQUEST: the hot path
+        raw_arn = event["methodArn"]
+        arn = parse_method_arn(raw_arn) if isinstance(raw_arn, str) else None
+        ip = None
+        ctx = event.get("requestContext")
+        if isinstance(ctx, dict):
+            identity = ctx.get("identity")
+            if isinstance(identity, dict):
+                ip = identity.get("sourceIp")
+        raw_method, raw_path = event.get("httpMethod"), event.get("path")
+        method = (
+            raw_method.upper() if isinstance(raw_method, str) and raw_method else (arn.method if arn else "")
+        )
+        path = raw_path if isinstance(raw_path, str) and raw_path else (arn.path if arn else "/")
         return Request(
             "request",
             _tokens_from_headers(event),
@@ -306,6 +313,7 @@ class Authorizer:
         self.max_skew_ms = min(max_skew_ms, 60_000)
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
+        self._current = ""  # the current pepper version, once known
 
     @classmethod
     def from_env(cls) -> Authorizer:
@@ -468,12 +476,19 @@ class Authorizer:
 
     def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
         """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
+        if (
+            now - self._touched.get(record.kid, 0) < USAGE_WRITE_INTERVAL_S
+            and record.pepper_version == self._current
+        ):
+            return  # the common case: used, and recorded, within the hour
         peppers = self.peppers.get()
+        self._current = peppers.current
         rehash = None
         if peppers.needs_rehash(record.pepper_version):
             rehash = (record.digest, peppers.digest(token), peppers.current)
         last = max(self._touched.get(record.kid, 0), record.last_used_at or 0)
         if rehash is None and now - last < USAGE_WRITE_INTERVAL_S:
+            self._touched[record.kid] = last  # recorded recently (maybe by another container)
             return
         self._touched[record.kid] = now
         if len(self._touched) > self.cache.max_entries:
@@ -511,8 +526,13 @@ def _context_base(record: KeyRecord) -> dict[str, str | int | bool]:
 
 
 @lru_cache(maxsize=4096)
-def _allowed_arns(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(f"{prefix}/{resource}" for resource in routes.allowed_resources(scopes))
+def _allow_document(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) -> dict[str, Any] | None:
+    """The Allow policy document for every route the scopes allow on one API stage (built once,
+    shared by the responses that use it, never modified)."""
+    resources = [f"{prefix}/{resource}" for resource in routes.allowed_resources(scopes)]
+    if not resources:
+        return None
+    return policy("", "Allow", resources)["policyDocument"]  # type: ignore[no-any-return]
 
 
 def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
@@ -547,13 +567,10 @@ def respond(
         if simple:
             return {"isAuthorized": True, "context": context}
         arn = request.method_arn
-        resources = (
-            [arn.arn_for(r) for r in authorizer.routes.allowed_resources(record.scopes)] if arn else []
-        )
-        if not resources:  # nothing to allow by ARN: never fall back to a wildcard
+        document = _allow_document(authorizer.routes, arn.prefix, record.scopes) if arn else None
+        if document is None:  # nothing to allow by ARN: never fall back to a wildcard
             return policy(record.kid, "Deny", [arn.arn() if arn else "*"])
-        response = policy(record.kid, "Allow", resources)
-        response["context"] = context
+        response = {"principalId": record.kid, "policyDocument": document, "context": context}
         if usage_identifier and request.shape != "http":
             response["usageIdentifierKey"] = request.tokens[0]
         return response

@@ -94,7 +94,7 @@ class MethodArn:
 
     @classmethod
     def parse(cls, arn: str) -> MethodArn | None:
-        return _parse_arn(arn)
+        return parse_method_arn(arn)
 
     def arn_for(self, resource: str) -> str:
         return f"{self.prefix}/{resource}"
@@ -104,7 +104,7 @@ class MethodArn:
 
 
 @lru_cache(maxsize=4096)
-def _parse_arn(arn: str) -> MethodArn | None:
+def parse_method_arn(arn: str) -> MethodArn | None:  # cached: an API has few routes
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[2] != "execute-api":
         return None
