@@ -96,9 +96,6 @@ class MethodArn:
     def parse(cls, arn: str) -> MethodArn | None:
         return parse_method_arn(arn)
 
-    def arn_for(self, resource: str) -> str:
-        return f"{self.prefix}/{resource}"
-
     def arn(self) -> str:
         return f"{self.prefix}/{self.method}{self.path}"
 

@@ -38,12 +38,6 @@ class Issued:
     token: str = field(repr=False)
     signing_secret: str | None = field(default=None, repr=False)
 
-    def secrets_payload(self) -> dict[str, str]:
-        payload = {"kid": self.record.kid, "key": self.token}
-        if self.signing_secret:
-            payload["signing_secret"] = self.signing_secret
-        return payload
-
 
 SIGNING_SECRET_LEN = 43  # base62: 256 bits
 
