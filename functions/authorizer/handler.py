@@ -28,7 +28,12 @@ def _record(decision: Decision, shape: str) -> None:
     metrics.add_dimension("reason", decision.reason)
     metrics.add_metric(name="Decision", unit=MetricUnit.Count, value=1)
     # Allows are the bulk of traffic: counted always, logged at DEBUG. Every refusal is logged.
-    log = {Outcome.ERROR: logger.warning, Outcome.ALLOW: logger.debug}.get(decision.outcome, logger.info)
+    if decision.outcome is Outcome.ALLOW:
+        log = logger.debug
+    elif decision.outcome is Outcome.ERROR:
+        log = logger.warning
+    else:
+        log = logger.info
     log(
         "decision",
         outcome=decision.outcome.value,
@@ -51,15 +56,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception:
         logger.exception("authorizer configuration failed; failing closed")
         _record(Decision(Outcome.ERROR, "configuration"), request.shape)
+        # no authorizer to ask for its settings: read the one that decides the response's form
         if request.shape == "http" and os.environ.get("AUTHORIZER_HTTP_RESPONSE", "simple") == "simple":
             return {"isAuthorized": False}
         raise RuntimeError("authorizer error") from None
     decision = authorizer.decide(request)
     _record(decision, request.shape)
-    return respond(
-        authorizer,
-        request,
-        decision,
-        http_response=os.environ.get("AUTHORIZER_HTTP_RESPONSE", "simple"),
-        usage_identifier=os.environ.get("USAGE_IDENTIFIER", "false").lower() == "true",
-    )
+    return respond(authorizer, request, decision)

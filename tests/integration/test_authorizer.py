@@ -138,8 +138,8 @@ def test_http_api_simple_response(service: Any, invoke: Any) -> None:
     }
 
 
-def test_http_api_iam_response(service: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTHORIZER_HTTP_RESPONSE", "iam")
+def test_http_api_iam_response(service: Any, invoke: Any, authorizer: Authorizer) -> None:
+    authorizer.http_response = "iam"
     issued = key(service)
     response = invoke(event("authorizer_http_v2_iam", issued.token))
     assert f"{PREFIX}/GET/v1/prices/*" in allowed_resources(response)
@@ -148,12 +148,25 @@ def test_http_api_iam_response(service: Any, invoke: Any, monkeypatch: pytest.Mo
 
 
 def test_usage_identifier_key_is_returned_when_enabled(
-    service: Any, invoke: Any, monkeypatch: pytest.MonkeyPatch
+    service: Any, invoke: Any, authorizer: Authorizer
 ) -> None:
     issued = key(service)
     assert "usageIdentifierKey" not in invoke(event("authorizer_rest_request_valid", issued.token))
-    monkeypatch.setenv("USAGE_IDENTIFIER", "true")
+    authorizer.usage_identifier = True
     assert invoke(event("authorizer_rest_request_valid", issued.token))["usageIdentifierKey"] == issued.token
+
+
+def test_response_settings_come_from_the_template_environment(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTHORIZER_HTTP_RESPONSE", "iam")
+    monkeypatch.setenv("USAGE_IDENTIFIER", "true")
+    configured = Authorizer.from_env()
+    assert (configured.http_response, configured.usage_identifier) == ("iam", True)
+    monkeypatch.delenv("AUTHORIZER_HTTP_RESPONSE")
+    monkeypatch.setenv("USAGE_IDENTIFIER", "false")
+    defaults = Authorizer.from_env()
+    assert (defaults.http_response, defaults.usage_identifier) == ("simple", False)
 
 
 # ---------------------------------------------------------------- 401s

@@ -300,6 +300,8 @@ class Authorizer:
         nonce_table: str = "",
         max_age_ms: int = 5_000,
         max_skew_ms: int = 1_000,
+        http_response: str = "simple",
+        usage_identifier: bool = False,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -311,6 +313,8 @@ class Authorizer:
         self.nonce_table = nonce_table
         self.max_age_ms = min(max_age_ms, 60_000)
         self.max_skew_ms = min(max_skew_ms, 60_000)
+        self.http_response = http_response  # HTTP APIs: "simple" or "iam" responses
+        self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
         self._current = ""  # the current pepper version, once known
@@ -327,6 +331,8 @@ class Authorizer:
             nonce_table=env("NONCE_TABLE", ""),
             max_age_ms=int(env("SIGNATURE_MAX_AGE_MS", "5000") or 5000),
             max_skew_ms=int(env("SIGNATURE_MAX_SKEW_MS", "1000") or 1000),
+            http_response=env("AUTHORIZER_HTTP_RESPONSE", "simple"),
+            usage_identifier=env("USAGE_IDENTIFIER", "false").lower() == "true",
         )
 
     def decide(self, request: Request) -> Decision:
@@ -550,16 +556,9 @@ class Unauthorized(Exception):  # API Gateway answers 401 for exactly this messa
         super().__init__("Unauthorized")
 
 
-def respond(
-    authorizer: Authorizer,
-    request: Request,
-    decision: Decision,
-    *,
-    http_response: str = "simple",
-    usage_identifier: bool = False,
-) -> dict[str, Any]:
+def respond(authorizer: Authorizer, request: Request, decision: Decision) -> dict[str, Any]:
     """Turn a decision into the response API Gateway expects for the event's shape."""
-    simple = request.shape == "http" and http_response == "simple"
+    simple = request.shape == "http" and authorizer.http_response == "simple"
     if decision.outcome is Outcome.ALLOW:
         record = decision.record
         assert record is not None
@@ -571,7 +570,7 @@ def respond(
         if document is None:  # nothing to allow by ARN: never fall back to a wildcard
             return policy(record.kid, "Deny", [arn.arn() if arn else "*"])
         response = {"principalId": record.kid, "policyDocument": document, "context": context}
-        if usage_identifier and request.shape != "http":
+        if authorizer.usage_identifier and request.shape != "http":
             response["usageIdentifierKey"] = request.tokens[0]
         return response
     if simple:
