@@ -40,6 +40,18 @@ def test_the_functions_environment_points_at_the_local_resources(stack: Any) -> 
     doc = json.loads(secret)
     assert doc["current"] == "1" and len(doc["1"]) == 64
     assert env["EVENT_BUS_NAME"] == "keysentry-dev"
+    assert "AWS_ENDPOINT_URL" not in env, "AWS::NoValue leaves the variable out"
+
+
+def test_the_sam_env_vars_document_covers_each_functions_own_variables(stack: Any) -> None:
+    from keysentry.local import sam_env_vars
+
+    doc = sam_env_vars(stack, "http://172.17.0.1:4566")
+    assert doc["Parameters"]["AWS_ENDPOINT_URL"] == "http://172.17.0.1:4566"
+    route_scopes = template()["Parameters"]["RouteScopes"]["Default"]
+    assert doc["AuthorizerFunction"]["ROUTE_SCOPES"] == route_scopes
+    assert doc["AuthorizerFunction"]["KEYS_TABLE"] == stack.refs["KeysTable"]
+    assert doc["ApiFunction"]["GITHUB_SCANNING_KEYS_PARAMETER"] == stack.refs["GitHubScanningKeys"]
 
 
 def _free_port() -> int:

@@ -130,13 +130,15 @@ class Stack:
             return [self.resolve(v) for v in value]
         return value
 
-    def function_environment(self) -> dict[str, str]:
-        """The environment every function gets (Globals), resolved to the local resources."""
-        variables = (
-            self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-        )
+    def environment(self, variables: dict[str, Any]) -> dict[str, str]:
+        """Environment variables resolved to the local resources; AWS::NoValue ones left out."""
         resolved = {name: self.resolve(value) for name, value in variables.items()}
         return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
+
+    def function_environment(self) -> dict[str, str]:
+        """The environment every function gets (Globals), resolved to the local resources."""
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        return self.environment(globals_.get("Environment", {}).get("Variables", {}))
 
 
 # ---------------------------------------------------------------- provisioning
@@ -276,9 +278,5 @@ def sam_env_vars(stack: Stack, endpoint: str) -> dict[str, Any]:
             continue
         variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         if variables:
-            own = {name: stack.resolve(value) for name, value in variables.items()}
-            doc[logical] = {
-                **env,
-                **{name: str(value) for name, value in own.items() if value is not NO_VALUE},
-            }
+            doc[logical] = {**env, **stack.environment(variables)}
     return doc
