@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
 from keysentry.service import Issued
 
 SECRET_FIELDS = ("key", "signing_secret")
@@ -24,7 +25,7 @@ def issued_body(issued: Issued) -> dict[str, Any]:
     return body
 
 
-class SealedResponseSerializer:
+class SealedResponseSerializer(BaseIdempotencySerializer):
     """Powertools idempotency output serializer that keeps secrets KMS-encrypted at rest."""
 
     def __init__(self, kms: Callable[[], Any]) -> None:
@@ -58,18 +59,7 @@ def idempotent(
     if not idempotency_key:
         return operation(request)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-    from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
     from keysentry.api import context
-
-    class Serializer(BaseIdempotencySerializer):
-        def __init__(self) -> None:
-            self.inner = SealedResponseSerializer(lambda: context.service().kms)
-
-        def to_dict(self, data: Any) -> dict[str, Any]:
-            return self.inner.to_dict(data)
-
-        def from_dict(self, data: dict[str, Any]) -> Any:
-            return self.inner.from_dict(data)
 
     config = IdempotencyConfig(
         event_key_jmespath="[idempotency_key, route, actor]",
@@ -82,6 +72,6 @@ def idempotent(
         data_keyword_argument="request",
         config=config,
         persistence_store=context.persistence(),
-        output_serializer=Serializer(),
-    )(lambda request: operation(request))
+        output_serializer=SealedResponseSerializer(lambda: context.service().kms),
+    )(operation)  # the operation takes its input as the keyword argument ``request``
     return wrapped(request={**request, "idempotency_key": idempotency_key})  # type: ignore[no-any-return]
