@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 from typing import Any
 
 from tests.conftest import EVENTS
@@ -28,14 +30,34 @@ def with_source_ip(doc: dict[str, Any], ip: str) -> dict[str, Any]:
 
 
 def allowed_resources(response: dict[str, Any]) -> list[str]:
-    (statement,) = response["policyDocument"]["Statement"]
-    assert statement["Effect"] == "Allow"
-    return sorted(statement["Resource"])
+    statements = response["policyDocument"]["Statement"]
+    assert statements[0]["Effect"] == "Allow"
+    return sorted(r for s in statements if s["Effect"] == "Allow" for r in s["Resource"])
 
 
-def effect(response: dict[str, Any]) -> str:
-    (statement,) = response["policyDocument"]["Statement"]
+def effect(response: dict[str, Any], arn: str | None = None) -> str:
+    """The policy's one effect; or, given the request's ARN, what IAM decides for it."""
+    statements = response["policyDocument"]["Statement"]
+    if arn is not None:
+        return iam_effect(response["policyDocument"], arn)
+    (statement,) = statements
     return str(statement["Effect"])
+
+
+@lru_cache(maxsize=4096)
+def _arn_pattern(resource: str) -> re.Pattern[str]:
+    # execute-api ARN matching: "*" matches any run of characters, "/" included; "?" one character
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource))
+
+
+def iam_effect(document: dict[str, Any], arn: str) -> str:
+    """Evaluate a policy document as IAM does: an explicit Deny wins, then an Allow, else Deny."""
+    effects = {
+        s["Effect"]
+        for s in document["Statement"]
+        if s["Action"] == "execute-api:Invoke" and any(_arn_pattern(r).fullmatch(arn) for r in s["Resource"])
+    }
+    return "Allow" if effects == {"Allow"} else "Deny"
 
 
 def emitted_metrics(output: str) -> list[dict[str, Any]]:

@@ -187,6 +187,61 @@ def read_request(event: Any) -> Request | None:
     return None
 
 
+# ---------------------------------------------------------------- paths
+
+# Anything here may make a path match one rule yet reach another route: dot segments, encoded or
+# back slashes, encodings of characters that never need one, control characters, IAM wildcards,
+# Unicode that normalizes to a separator. Plain paths have none of them and cost one scan.
+_SUSPECT_CHARS: Final = frozenset("%.\\;*?")
+_NEVER_ENCODED: Final = (
+    frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\%*?;")
+    | frozenset(range(0x20))
+    | {0x7F}
+)
+_SEPARATORS: Final = "./\\%;*?"
+
+
+def path_is_canonical(path: str) -> bool:
+    """Whether a request path is one API Gateway, the rules and the backend all read the same way."""
+    if path.isascii() and path.isprintable() and _SUSPECT_CHARS.isdisjoint(path) and "//" not in path:
+        return True  # the common case
+    return _path_is_canonical(path)
+
+
+@lru_cache(maxsize=1024)
+def _path_is_canonical(path: str) -> bool:
+    import re
+    import unicodedata
+
+    if not path.isprintable() or "\\" in path or "*" in path or "?" in path or "//" in path:
+        return False
+    for segment in path.split("/"):
+        if segment.split(";", 1)[0] in (".", ".."):  # "..;" is ".." to some servers
+            return False
+    decoded = bytearray()
+    pos = 0
+    for match in re.finditer(r"%([0-9A-Fa-f]{2})?", path):
+        if match.group(1) is None:
+            return False  # a "%" that encodes nothing
+        byte = int(match.group(1), 16)
+        if byte in _NEVER_ENCODED:
+            return False
+        decoded += path[pos : match.start()].encode() + bytes([byte])
+        pos = match.end()
+    decoded += path[pos:].encode()
+    try:
+        text = decoded.decode("utf-8")  # overlong forms (%C0%AE) are not UTF-8
+    except UnicodeDecodeError:
+        return False
+    if not text.isprintable():
+        return False
+    if not text.isascii():  # e.g. a fullwidth dot or solidus that a backend folds to "." or "/"
+        folded = unicodedata.normalize("NFKC", text)
+        if any(folded.count(c) != text.count(c) for c in _SEPARATORS):
+            return False
+    return True
+
+
 # ---------------------------------------------------------------- the cache
 
 
@@ -302,6 +357,7 @@ class Authorizer:
         max_skew_ms: int = 1_000,
         http_response: str = "simple",
         usage_identifier: bool = False,
+        gateway_cache_ttl: float = 0,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -315,6 +371,8 @@ class Authorizer:
         self.max_skew_ms = min(max_skew_ms, 60_000)
         self.http_response = http_response  # HTTP APIs: "simple" or "iam" responses
         self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
+        # How long API Gateway may reuse this authorizer's answers; > 0: signed keys are refused.
+        self.gateway_cache_ttl = gateway_cache_ttl
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
         self._current = ""  # the current pepper version, once known
@@ -333,6 +391,7 @@ class Authorizer:
             max_skew_ms=int(env("SIGNATURE_MAX_SKEW_MS", "1000") or 1000),
             http_response=env("AUTHORIZER_HTTP_RESPONSE", "simple"),
             usage_identifier=env("USAGE_IDENTIFIER", "false").lower() == "true",
+            gateway_cache_ttl=float(env("GATEWAY_CACHE_TTL", "0") or 0),
         )
 
     def decide(self, request: Request) -> Decision:
@@ -367,6 +426,11 @@ class Authorizer:
         self.cache.remember(key, entry.expires, min(boundaries, default=float("inf")), decision)
 
     def _decide(self, request: Request) -> Decision:
+        arn = request.method_arn
+        if not path_is_canonical(request.path) or (
+            arn is not None and arn.path != request.path and not path_is_canonical(arn.path)
+        ):
+            return Decision(Outcome.DENY, "path_not_canonical")
         try:
             parsed = keyformat.parse(request.tokens[0])
         except MalformedKeyError:
@@ -444,6 +508,9 @@ class Authorizer:
             return "route_not_mapped"
         if required and required not in record.scopes:
             return "scope_missing"
+        if self.gateway_cache_ttl > 0 and record.signing.mode != "bearer":
+            # API Gateway would reuse an Allow without the nonce check: a replay would pass.
+            return "signed_key_behind_gateway_cache"
         if entry.verifier is not None:
             return self._signature_denial(entry, request)
         return None
@@ -533,22 +600,50 @@ def _context_base(record: KeyRecord) -> dict[str, str | int | bool]:
 
 @lru_cache(maxsize=4096)
 def _allow_document(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) -> dict[str, Any] | None:
-    """The Allow policy document for every route the scopes allow on one API stage (built once,
-    shared by the responses that use it, never modified)."""
-    resources = [f"{prefix}/{resource}" for resource in routes.allowed_resources(scopes)]
-    if not resources:
+    """The policy document for a key with these scopes on one API stage: it allows the routes the
+    scopes allow and explicitly denies the narrower rules they lack, so that API Gateway's cached
+    copy decides every route as the authorizer would (see ``RouteTable.policy_for``). None when
+    the scopes allow nothing, or when no document can be exact (then the response names the one
+    route asked about). Built once, shared by the responses that use it, never modified."""
+    rules = routes.policy_for(scopes)
+    if not rules.allow or not rules.exact:
         return None
-    return policy("", "Allow", resources)["policyDocument"]  # type: ignore[no-any-return]
+    statements = [_statement("Allow", [f"{prefix}/{r}" for r in rules.allow])]
+    if rules.deny:
+        statements.append(_statement("Deny", [f"{prefix}/{r}" for r in rules.deny]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
+    return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}
 
 
 def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
     return {
         "principalId": principal,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}],
-        },
+        "policyDocument": {"Version": "2012-10-17", "Statement": [_statement(effect, resources)]},
     }
+
+
+# Denials that depend on the route asked about; every other denial of a known key holds on every
+# route of the stage (the gateway's cache key holds the key and the source address).
+ROUTE_DENIALS: Final = frozenset({"route_not_mapped", "scope_missing", "path_not_canonical"})
+
+
+def _deny_response(authorizer: Authorizer, request: Request, decision: Decision) -> dict[str, Any]:
+    arn = request.method_arn
+    principal = decision.kid or "anonymous"
+    if arn is None:
+        return policy(principal, "Deny", ["*"])
+    record = decision.record
+    if record is None or decision.reason in ROUTE_DENIALS:
+        if record is not None and decision.reason != "path_not_canonical":
+            document = _allow_document(authorizer.routes, arn.prefix, record.scopes)
+            if document is not None:  # the key's policy already denies this route; say so too
+                statements = [*document["Statement"], _statement("Deny", [arn.arn()])]
+                return {"principalId": principal, "policyDocument": {**document, "Statement": statements}}
+        return policy(principal, "Deny", [arn.arn()])
+    return policy(principal, "Deny", [f"{arn.prefix}/*"])
 
 
 class Unauthorized(Exception):  # API Gateway answers 401 for exactly this message
@@ -566,9 +661,11 @@ def respond(authorizer: Authorizer, request: Request, decision: Decision) -> dic
         if simple:
             return {"isAuthorized": True, "context": context}
         arn = request.method_arn
-        document = _allow_document(authorizer.routes, arn.prefix, record.scopes) if arn else None
-        if document is None:  # nothing to allow by ARN: never fall back to a wildcard
-            return policy(record.kid, "Deny", [arn.arn() if arn else "*"])
+        if arn is None:  # nothing to allow by ARN: never fall back to a wildcard
+            return policy(record.kid, "Deny", ["*"])
+        document = _allow_document(authorizer.routes, arn.prefix, record.scopes)
+        if document is None:  # no policy is exact for every route: allow the one asked about
+            document = policy(record.kid, "Allow", [arn.arn()])["policyDocument"]
         response = {"principalId": record.kid, "policyDocument": document, "context": context}
         if authorizer.usage_identifier and request.shape != "http":
             response["usageIdentifierKey"] = request.tokens[0]
@@ -579,5 +676,4 @@ def respond(authorizer: Authorizer, request: Request, decision: Decision) -> dic
         raise Unauthorized()
     if decision.outcome is Outcome.ERROR and request.shape != "http":
         raise RuntimeError("authorizer error")  # a 500, which API Gateway does not cache
-    target = request.method_arn.arn() if request.method_arn else "*"
-    return policy(decision.kid or "anonymous", "Deny", [target])
+    return _deny_response(authorizer, request, decision)

@@ -6,6 +6,14 @@ The owner maps routes to scopes in the ``RouteScopes`` template parameter (JSON)
 
 ``*`` in a path matches anything (as in an IAM policy resource); ``ANY`` or ``*`` as the method
 matches every method; an empty scope means any valid key. A route that no pattern covers is denied.
+The first rule that matches a route decides it.
+
+The policy the authorizer returns may be cached by API Gateway and reused for the key's other
+routes, so it must grant exactly what the first-match rule grants, route by route: it allows the
+rules whose scope the key holds and explicitly denies (IAM: an explicit Deny wins) every rule the
+key lacks that comes before an allowed rule it overlaps. When no such pair of statements can say it
+(an allowed rule shadows part of a denied rule that in turn shadows a later allowed rule), the
+policy is not ``exact`` and the authorizer allows only the route it was asked about.
 """
 
 from __future__ import annotations
@@ -13,12 +21,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Final
 
 from keysentry.errors import ConfigurationError
 
-_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY", "*"})
+HTTP_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_METHODS: Final = frozenset({*HTTP_METHODS, "ANY", "*"})
 
 
 @dataclass(frozen=True)
@@ -31,9 +40,29 @@ class RouteRule:
     def matches(self, method: str, path: str) -> bool:
         return (self.method == "*" or self.method == method) and self._regex.fullmatch(path) is not None
 
-    def resource(self) -> str:
-        """The method-and-path part of an execute-api ARN: ``GET/v1/prices/*``."""
-        return f"{self.method}{self.path}"
+    def methods(self) -> tuple[str, ...]:
+        return HTTP_METHODS if self.method == "*" else (self.method,)
+
+    def resources(self) -> tuple[str, ...]:
+        """The method-and-path parts of execute-api ARNs: ``GET/v1/prices/*``. A rule for any method
+        names each method: in an ARN ``*`` also matches ``/``, so ``*/v1/x`` would match
+        ``GET/other/v1/x`` too."""
+        return tuple(f"{method}{self.path}" for method in self.methods())
+
+    def overlaps(self, other: RouteRule) -> bool:
+        """Whether some (method, path) matches both rules."""
+        if self.method != "*" and other.method != "*" and self.method != other.method:
+            return False
+        return _globs_intersect(self.path, other.path)
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    """The execute-api resources one set of scopes allows and must deny (method-and-path parts)."""
+
+    allow: tuple[str, ...]
+    deny: tuple[str, ...]
+    exact: bool  # False: these statements cannot say the first-match decision for every route
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: it keys the lookup caches below
@@ -54,6 +83,8 @@ class RouteTable:
             method = method.upper()
             if method not in _METHODS or not path.startswith("/") or not isinstance(scope, str):
                 raise ConfigurationError(f"ROUTE_SCOPES entry {route!r} must be 'METHOD /path': 'scope'")
+            if "?" in path or " " in path:  # "?" is a one-character wildcard in an IAM resource
+                raise ConfigurationError(f"ROUTE_SCOPES entry {route!r}: a path has no '?' or space")
             method = "*" if method == "ANY" else method
             regex = re.compile(
                 "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", path))
@@ -65,9 +96,9 @@ class RouteTable:
         """The scope the first matching rule requires; None when no rule covers the route."""
         return _required_scope(self, method, path)
 
-    def allowed_resources(self, scopes: frozenset[str] | tuple[str, ...]) -> tuple[str, ...]:
-        """Every route resource the scopes allow, for an Allow policy cached across routes."""
-        return _allowed_resources(self, tuple(scopes))
+    def policy_for(self, scopes: frozenset[str] | tuple[str, ...]) -> RoutePolicy:
+        """What a policy cached across routes must allow and deny for a key with these scopes."""
+        return _policy_for(self, tuple(scopes))
 
 
 @lru_cache(maxsize=8192)
@@ -79,9 +110,42 @@ def _required_scope(table: RouteTable, method: str, path: str) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def _allowed_resources(table: RouteTable, scopes: tuple[str, ...]) -> tuple[str, ...]:
+def _policy_for(table: RouteTable, scopes: tuple[str, ...]) -> RoutePolicy:
     held = set(scopes)
-    return tuple(rule.resource() for rule in table.rules if rule.scope == "" or rule.scope in held)
+    rules = table.rules
+    allowed = [rule.scope == "" or rule.scope in held for rule in rules]
+    # A denied rule matters only where it shadows a later allowed rule: deny it there.
+    denied = [
+        k
+        for k, rule in enumerate(rules)
+        if not allowed[k] and any(allowed[j] and rule.overlaps(rules[j]) for j in range(k + 1, len(rules)))
+    ]
+    # The explicit Deny also hits routes an earlier allowed rule decides: then no pair of statements
+    # can be exact.
+    exact = not any(allowed[i] and rules[i].overlaps(rules[k]) for k in denied for i in range(k))
+    return RoutePolicy(
+        tuple(r for rule, ok in zip(rules, allowed, strict=True) if ok for r in rule.resources()),
+        tuple(r for k in denied for r in rules[k].resources()),
+        exact,
+    )
+
+
+def _globs_intersect(a: str, b: str) -> bool:
+    """Whether one string matches both patterns, where ``*`` matches any run of characters."""
+
+    @cache
+    def meet(i: int, j: int) -> bool:
+        if i == len(a):
+            return all(c == "*" for c in b[j:])
+        if j == len(b):
+            return all(c == "*" for c in a[i:])
+        if a[i] == "*":
+            return meet(i + 1, j) or meet(i, j + 1)  # the star ends here, or takes b's next symbol
+        if b[j] == "*":
+            return meet(i, j + 1) or meet(i + 1, j)
+        return a[i] == b[j] and meet(i + 1, j + 1)
+
+    return meet(0, 0)
 
 
 @dataclass(frozen=True)
