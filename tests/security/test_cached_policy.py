@@ -324,3 +324,24 @@ def test_the_refusal_of_a_signed_key_behind_a_cache_is_logged_with_its_reason(
     monkeypatch.setattr(handler, "_authorizer", real_authorizer(stack, clock, routes, gateway_cache_ttl=60))
     answer(rest_event(issued.token, "GET", "/v1/prices/BTC"), lambda_context)
     assert '"reason":"signed_key_behind_gateway_cache"' in capfd.readouterr().out
+
+
+def test_where_no_policy_can_be_exact_the_allow_names_only_the_route_asked_about() -> None:
+    # public/* is open, the rest of prices/* needs admin, the rest of /v1 is open again: "allow
+    # /v1/*, deny prices/*" would close public/*, and IAM cannot say "prices/* but not public/*"
+    table = RouteTable.from_json(
+        json.dumps({"GET /v1/prices/public/*": "", "GET /v1/prices/*": "admin", "GET /v1/*": ""})
+    )
+    assert not table.policy_for(()).exact
+    document = the_policy(table, (), "GET", "/v1/orders")
+    assert document["Statement"] == [
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [f"{PREFIX}/GET/v1/orders"]}
+    ]
+    assert table.policy_for(("admin",)).exact
+
+
+def test_a_route_rule_with_an_iam_wildcard_it_does_not_mean_is_refused() -> None:
+    from keysentry.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        RouteTable.from_json('{"GET /v1/prices?": ""}')  # "?" would match any one character in IAM
