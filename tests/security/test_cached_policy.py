@@ -270,14 +270,17 @@ def test_every_authorizer_that_may_cache_keys_on_the_source_address_and_tells_th
     resources = template()["Resources"]
     env = resources["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
     for name, resource in resources.items():
-        if resource["Type"] != "AWS::Serverless::Api":
+        if resource["Type"] not in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi"):
             continue
         for auth in resource["Properties"].get("Auth", {}).get("Authorizers", {}).values():
             identity = auth.get("Identity", {})
             ttl = identity.get("ReauthorizeEvery", 300)  # SAM's default caches for 300 s
             if ttl == 0:
                 continue
-            assert "identity.sourceIp" in identity.get("Context", []), name
+            context = identity.get("Context", [])
+            assert "identity.sourceIp" in context, name
+            if resource["Type"] == "AWS::Serverless::HttpApi" and auth.get("EnableSimpleResponses"):
+                assert {"httpMethod", "path"} <= set(context), name  # a simple answer names no route
             # the authorizer knows when a gateway may reuse its answers (and then refuses signed keys)
             assert env["GATEWAY_CACHE_TTL"] == ttl, name
 
