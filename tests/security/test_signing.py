@@ -11,8 +11,11 @@ import copy
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from keysentry.authorizer import Authorizer, read_request
 from keysentry.client import query_string, sign
+from keysentry.errors import ValidationError
 from keysentry.peppers import PepperSource
 from keysentry.routes import RouteTable
 from keysentry.signing import (
@@ -27,6 +30,7 @@ from keysentry.store import KeyStore
 
 from functions.authorizer import handler
 from tests.conftest import FakeClock
+from tests.integration.api_helpers import call
 from tests.integration.authz_helpers import effect, event
 
 ROUTES = '{"ANY /v1/orders": "orders:write", "ANY /v1/prices/*": "orders:write"}'
@@ -333,3 +337,50 @@ def test_an_http_api_content_type_is_signed(
     doc["headers"]["content-type"] = "text/plain"
     assert outcome(doc, lambda_context) == "Deny"
     assert outcome(http_event(headers_for(issued, clock, None), ""), lambda_context) == "Allow"
+
+
+# ---------------------------------------------------------------- public keys
+
+
+def _pem(public_key: Any) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def _rsa_with_exponent(e: int) -> str:
+    modulus = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_numbers().n
+    return _pem(rsa.RSAPublicNumbers(e, modulus).public_key())
+
+
+@pytest.mark.parametrize("exponent", [3, 17, 257])
+def test_an_rsa_key_with_a_small_public_exponent_is_refused(service: Any, exponent: int) -> None:
+    with pytest.raises(ValidationError, match="65537"):
+        service.create("acme", actor="ops", signing="rsa", public_key_pem=_rsa_with_exponent(exponent))
+    kid = service.create("acme", actor="ops").record.kid
+    with pytest.raises(ValidationError, match="65537"):
+        service.set_public_key(kid, _rsa_with_exponent(exponent), actor="ops")
+    assert service.get(kid).signing.mode == "bearer"
+
+
+def test_an_rsa_key_with_exponent_3_gets_a_clear_400_from_the_api(
+    api_service: Any, lambda_context: Any
+) -> None:
+    status, body = call(
+        "api_create_key",
+        lambda_context,
+        body={"owner": "acme", "signing": "rsa", "public_key": _rsa_with_exponent(3)},
+    )
+    assert status == 400
+    assert "65537" in str(body)
+
+
+def test_rsa_keys_with_exponent_65537_and_ed25519_keys_are_still_accepted(service: Any) -> None:
+    good_rsa = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
+    assert (
+        service.create("acme", actor="ops", signing="rsa", public_key_pem=good_rsa).record.signing.mode
+        == "rsa"
+    )
+    good_ed = _pem(ed25519.Ed25519PrivateKey.generate().public_key())
+    created = service.create("acme", actor="ops", signing="ed25519", public_key_pem=good_ed)
+    assert created.record.signing.mode == "ed25519"

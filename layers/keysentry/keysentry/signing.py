@@ -54,6 +54,7 @@ EMPTY_BODY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 MAX_WINDOW_MS: Final = 60_000
 RSA_SALT_LENGTH: Final = 32
 MIN_RSA_BITS: Final = 2048
+RSA_EXPONENT: Final = 65537
 _NONCE_RE: Final = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 _HEX64_RE: Final = re.compile(r"\A[0-9a-f]{64}\Z")
 _TS_RE: Final = re.compile(r"\A[0-9]{1,15}\Z")
@@ -140,9 +141,13 @@ def load_public_key(pem: str) -> tuple[str, str]:
     elif isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise ValidationError(f"RSA public keys must have at least {MIN_RSA_BITS} bits")
+        if key.public_numbers().e != RSA_EXPONENT:
+            raise ValidationError(f"RSA public keys must use the public exponent {RSA_EXPONENT}")
         mode = "rsa"
     else:
-        raise ValidationError("public key must be Ed25519 or RSA (>= 2048 bits)")
+        raise ValidationError(
+            f"public key must be Ed25519 or RSA (>= {MIN_RSA_BITS} bits, e = {RSA_EXPONENT})"
+        )
     normalised = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return mode, normalised.decode()
 
