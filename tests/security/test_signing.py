@@ -32,6 +32,7 @@ from functions.authorizer import handler
 from tests.conftest import FakeClock
 from tests.integration.api_helpers import call
 from tests.integration.authz_helpers import effect, event
+from tests.integration.test_aws_generated_events import generate
 
 ROUTES = '{"ANY /v1/orders": "orders:write", "ANY /v1/prices/*": "orders:write"}'
 BODY = b'{"symbol": "BTC", "side": "buy", "qty": "0.5"}'
@@ -289,6 +290,66 @@ def test_a_line_break_in_the_path_cannot_forge_the_lines_after_it(
         string_to_sign(ALGORITHMS["hmac"], 1, "n" * 16, "POST", "/a\nb", "", "", "0" * 64)
     with pytest.raises(SignatureError):
         string_to_sign(ALGORITHMS["hmac"], 1, "n" * 16, "POST", "/a", "", "text/plain\r\nX: y", "0" * 64)
+
+
+def test_a_rest_event_without_the_multi_value_query_is_denied_not_guessed(
+    issued: Any, authorizer: Authorizer, clock: MsClock, lambda_context: Any
+) -> None:
+    """queryStringParameters keeps one value per name: from it alone, an added repeat is invisible."""
+    headers = headers_for(issued, clock, {"tag": ["b"]})
+    doc = rest_event(headers, {"tag": ["b"]})
+    doc["multiValueQueryStringParameters"] = None
+    assert outcome(copy.deepcopy(doc), lambda_context) == "Deny"
+    assert reason(authorizer, doc) == "incomplete_query"
+
+
+def test_the_generated_rest_request_authorizer_event_signed(
+    issued: Any, authorizer: Authorizer, clock: MsClock, lambda_context: Any
+) -> None:
+    """`sam local generate-event apigateway request-authorizer`: its query in queryStringParameters
+    only, as the older AWS example shows; API Gateway also sends the multi-value map."""
+    doc = generate("apigateway", "request-authorizer")
+    assert doc["queryStringParameters"] == {"QueryString1": "queryValue1"}
+    doc["methodArn"] = doc["methodArn"].replace("/GET/request", "/POST/v1/orders")
+    doc.update(httpMethod="POST", path="/v1/orders")
+    headers = sign(
+        "POST",
+        "/v1/orders",
+        {"QueryString1": ["queryValue1"]},
+        key=issued.token,
+        secret=issued.signing_secret,
+        content_type="application/x-www-form-urlencoded",
+        timestamp_ms=clock.now * 1000,
+    )
+    doc["headers"].update(headers)
+    assert reason(authorizer, copy.deepcopy(doc)) == "incomplete_query"
+    doc["multiValueQueryStringParameters"] = {"QueryString1": ["queryValue1"]}
+    assert outcome(copy.deepcopy(doc), lambda_context) == "Allow"
+
+
+def test_the_generated_http_api_event_signed_over_its_raw_query(
+    issued: Any, authorizer: Authorizer, clock: MsClock, lambda_context: Any
+) -> None:
+    """`sam local generate-event apigateway http-api-proxy`: queryStringParameters joins repeated
+    values with commas (value1,value2), rawQueryString keeps them apart; the raw one is signed."""
+    doc = generate("apigateway", "http-api-proxy")
+    raw = doc["rawQueryString"]
+    assert raw == "parameter1=value1&parameter1=value2&parameter2=value"
+    assert doc["queryStringParameters"]["parameter1"] == "value1,value2"
+    doc.update(
+        type="REQUEST",
+        routeArn="arn:aws:execute-api:us-east-1:123456789012:api-id/$default/POST/v1/orders",
+        rawPath="/v1/orders",
+    )
+    doc["requestContext"]["http"].update(method="POST", path="/v1/orders")
+    params = [("parameter1", "value1"), ("parameter1", "value2"), ("parameter2", "value")]
+    assert query_string(params) == raw
+    headers = headers_for(issued, clock, params)
+    doc["headers"].update({k.lower(): v for k, v in headers.items()})
+    assert outcome(copy.deepcopy(doc), lambda_context) == "Allow"
+    joined = headers_for(issued, clock, [("parameter1", "value1,value2"), ("parameter2", "value")])
+    doc["headers"].update({k.lower(): v for k, v in joined.items()})
+    assert outcome(doc, lambda_context) == "Deny"
 
 
 # ---------------------------------------------------------------- end to end, HTTP API

@@ -81,8 +81,9 @@ class Request:
         multi = event.get("multiValueQueryStringParameters")
         if isinstance(multi, dict) and multi:
             return canonical_query(multi)
-        single = event.get("queryStringParameters")
-        return canonical_query(single if isinstance(single, dict) else None)
+        if event.get("queryStringParameters"):  # only the last value of each name: repeats unseen
+            raise SignatureError("incomplete_query")
+        return ""
 
     def content_type(self) -> str:
         """The Content-Type the backend will see: every value, in any case, from the multi-value map
