@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 from keysentry.authorizer import Authorizer, read_request
 from keysentry.client import query_string, sign
 from keysentry.errors import ValidationError
@@ -445,3 +448,20 @@ def test_rsa_keys_with_exponent_65537_and_ed25519_keys_are_still_accepted(servic
     good_ed = _pem(ed25519.Ed25519PrivateKey.generate().public_key())
     created = service.create("acme", actor="ops", signing="ed25519", public_key_pem=good_ed)
     assert created.record.signing.mode == "ed25519"
+
+
+# ---------------------------------------------------------------- the canonical form, for any input
+
+_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(st.lists(st.tuples(_texts, _texts), max_size=8))
+def test_the_canonical_query_decodes_back_to_exactly_the_signed_parameters(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Decoding the canonical string gives back every pair, in the signed order (sorted by encoded
+    name, a name's values as sent): two parameter lists that differ there never share a string."""
+    canonical = canonical_query(pairs)
+    expected = sorted(pairs, key=lambda pair: quote(pair[0], safe="-._~"))
+    assert parse_qsl(canonical, keep_blank_values=True) == expected
+    assert canonical_query(canonical) == canonical  # the string to send is itself canonical

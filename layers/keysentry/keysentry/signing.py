@@ -36,6 +36,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote
 
@@ -58,6 +59,7 @@ RSA_EXPONENT: Final = 65537
 _NONCE_RE: Final = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 _HEX64_RE: Final = re.compile(r"\A[0-9a-f]{64}\Z")
 _TS_RE: Final = re.compile(r"\A[0-9]{1,15}\Z")
+_UNRESERVED_RE: Final = re.compile(r"[A-Za-z0-9._~-]*")
 
 
 class SignatureError(Exception):
@@ -75,6 +77,8 @@ def body_sha256(body: bytes | str | None) -> str:
 
 
 def _encode(text: str) -> str:
+    if _UNRESERVED_RE.fullmatch(text):  # the common case, and ten times cheaper than quote()
+        return text
     return quote(text, safe="-._~")
 
 
@@ -83,22 +87,27 @@ def canonical_query(query: str | Mapping[str, Any] | Iterable[tuple[str, Any]] |
     (name, value) pairs in the order they are sent."""
     if not query:
         return ""
-    pairs: list[tuple[str, str]]
+    pairs: Iterable[tuple[Any, Any]]
     if isinstance(query, str):
         pairs = parse_qsl(query.removeprefix("?"), keep_blank_values=True)
     elif isinstance(query, Mapping):
-        pairs = []
-        for name, value in query.items():
-            values = value if isinstance(value, list | tuple) else [value]
-            pairs.extend((str(name), "" if v is None else str(v)) for v in values)
+        pairs = [
+            (name, v)
+            for name, value in query.items()
+            for v in (value if isinstance(value, list | tuple) else (value,))
+        ]
     else:
-        pairs = [(str(n), "" if v is None else str(v)) for n, v in query]
+        pairs = query
     try:
-        encoded = [(_encode(n), _encode(v)) for n, v in pairs]
+        encoded = [(_encode(_text(n)), _encode(_text(v))) for n, v in pairs]
     except UnicodeEncodeError:  # a lone surrogate: no UTF-8 spelling, so nothing could have signed it
         raise SignatureError("malformed_query") from None
-    encoded.sort(key=lambda pair: pair[0])  # stable: a name's repeated values keep their order
-    return "&".join(f"{n}={v}" for n, v in encoded)
+    encoded.sort(key=itemgetter(0))  # stable: a name's repeated values keep their order
+    return "&".join([f"{n}={v}" for n, v in encoded])
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 def string_to_sign(
