@@ -218,7 +218,7 @@ def signing_figures(rows: list[dict[str, Any]]) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
     from keysentry.client import sign
-    from keysentry.signing import Verifier, read_signed
+    from keysentry.signing import Verifier, canonical_query, read_content_type, read_signed
 
     token = "ks_test_EXAMPLEKEY00000000000000000000000000000000001gKwCs"
     secret = "s" * 43
@@ -240,11 +240,29 @@ def signing_figures(rows: list[dict[str, Any]]) -> None:
         ("ed25519", Verifier("ed25519", public_key_pem=pem(ed)), {"private_key": ed}),
         ("rsa", Verifier("rsa", public_key_pem=pem(rs)), {"private_key": rs}),
     ):
-        headers = sign("POST", "/v1/orders", "a=1", body, key=token, timestamp_ms=1, nonce="n" * 20, **signer)
+        query = {"account": ["main"], "tag": ["b", "a b"]}
+        headers = sign(
+            "POST",
+            "/v1/orders",
+            query,
+            body,
+            key=token,
+            timestamp_ms=1,
+            nonce="n" * 20,
+            content_type="application/json",
+            **signer,
+        )
         lowered = {k.lower(): [v] for k, v in headers.items()}
 
         def verify(verifier: Any = verifier, lowered: dict[str, list[str]] = lowered) -> None:
-            verifier.verify(read_signed(lowered), "POST", "/v1/orders", "a=1")
+            # per request: the signature headers, the canonical query, the Content-Type, the check
+            verifier.verify(
+                read_signed(lowered),
+                "POST",
+                "/v1/orders",
+                canonical_query(query),
+                read_content_type(lowered["content-type"]),
+            )
 
         verify()
         message = b"x" * 200

@@ -358,16 +358,30 @@ def scenario(env: dict[str, str]) -> None:
 
     body = json.dumps({"symbol": "BTC", "qty": "0.5"}).encode()
     headers = {
-        **sign("POST", "/v1/orders", None, body, key=signed_key["key"], secret=signed_key["signing_secret"]),
-        "Content-Type": "application/json",
+        **sign(
+            "POST",
+            "/v1/orders",
+            None,
+            body,
+            key=signed_key["key"],
+            secret=signed_key["signing_secret"],
+            content_type="application/json",
+        ),
     }
     status, _ = http("POST", "/v1/orders", headers, body)
     step("POST /v1/orders signed with hmac", status == 200, f"-> {status}")
     status, _ = http("POST", "/v1/orders", headers, body)
     step("the same signed request replayed", status == 403, f"-> {status}")
     fresh = {
-        **sign("POST", "/v1/orders", None, body, key=signed_key["key"], secret=signed_key["signing_secret"]),
-        "Content-Type": "application/json",
+        **sign(
+            "POST",
+            "/v1/orders",
+            None,
+            body,
+            key=signed_key["key"],
+            secret=signed_key["signing_secret"],
+            content_type="application/json",
+        ),
     }
     status, _ = http("POST", "/v1/orders", fresh, b'{"symbol": "BTC", "qty": "500"}')
     step(

@@ -1,4 +1,4 @@
-"""Signed requests (KS1) through the authorizer under moto: hmac, Ed25519, RSA-PSS; replay protection."""
+"""Signed requests (KS2) through the authorizer under moto: hmac, Ed25519, RSA-PSS; replay protection."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_each_tampered_part_is_denied(
         raw[0] ^= 1
         headers["X-Ks-Signature"] = base64.b64encode(bytes(raw)).decode()
     elif tamper == "algorithm":
-        headers["X-Ks-Algorithm"] = "KS1-HMAC-MD5"
+        headers["X-Ks-Algorithm"] = "KS2-HMAC-MD5"
     route = RouteTable.from_json('{"ANY /v1/orders": "orders:write", "ANY /v1/orders/*": "orders:write"}')
     authorizer.routes = route
     assert decide(order_event(headers, query=query, method=method), lambda_context) == "Deny"
@@ -215,14 +215,14 @@ def test_the_scheme_matches_an_independent_hmac(
     ts, nonce = now_ms(clock), "independent-nonce-0001"
     digest = hashlib.sha256(BODY).hexdigest()
     message = "\n".join(
-        ["KS1-HMAC-SHA256", str(ts), nonce, "POST", "/v1/orders", "account=main&tag=a%20b&tag=b", digest]
+        ["KS2-HMAC-SHA256", str(ts), nonce, "POST", "/v1/orders", "account=main&tag=b&tag=a%20b", "", digest]
     )
     signature = base64.b64encode(
         hmac.new(issued.signing_secret.encode(), message.encode(), hashlib.sha256).digest()
     )
     headers = {
         "X-Api-Key": issued.token,
-        "X-Ks-Algorithm": "KS1-HMAC-SHA256",
+        "X-Ks-Algorithm": "KS2-HMAC-SHA256",
         "X-Ks-Timestamp": str(ts),
         "X-Ks-Nonce": nonce,
         "X-Ks-Content-Sha256": digest,
@@ -260,11 +260,11 @@ def test_an_ed25519_signature_made_outside_the_helper_verifies(
     )
     ts, nonce = now_ms(clock), "ed25519-nonce-000001"
     message = string_to_sign(
-        "KS1-ED25519", ts, nonce, "POST", "/v1/orders", canonical_query(QUERY), EMPTY_BODY_SHA256
+        "KS2-ED25519", ts, nonce, "POST", "/v1/orders", canonical_query(QUERY), "", EMPTY_BODY_SHA256
     )
     headers = {
         "X-Api-Key": issued.token,
-        "X-Ks-Algorithm": "KS1-ED25519",
+        "X-Ks-Algorithm": "KS2-ED25519",
         "X-Ks-Timestamp": str(ts),
         "X-Ks-Nonce": nonce,
         "X-Ks-Content-Sha256": EMPTY_BODY_SHA256,
@@ -295,12 +295,12 @@ def test_rsa_pss_signatures(
     assert decide(order_event(headers, query=QUERY), lambda_context) == "Allow"
     ts, nonce = now_ms(clock), "rsa-independent-0001"
     message = string_to_sign(
-        "KS1-RSA-PSS-SHA256", ts, nonce, "POST", "/v1/orders", canonical_query(QUERY), EMPTY_BODY_SHA256
+        "KS2-RSA-PSS-SHA256", ts, nonce, "POST", "/v1/orders", canonical_query(QUERY), "", EMPTY_BODY_SHA256
     )
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
     manual = {
         "X-Api-Key": issued.token,
-        "X-Ks-Algorithm": "KS1-RSA-PSS-SHA256",
+        "X-Ks-Algorithm": "KS2-RSA-PSS-SHA256",
         "X-Ks-Timestamp": str(ts),
         "X-Ks-Nonce": nonce,
         "X-Ks-Content-Sha256": EMPTY_BODY_SHA256,

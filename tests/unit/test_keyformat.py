@@ -126,12 +126,13 @@ def test_the_documented_signing_example_is_exact() -> None:
     body = b'{"symbol":"BTC","side":"buy","qty":"0.5"}'
     message = "\n".join(
         [
-            "KS1-HMAC-SHA256",
+            "KS2-HMAC-SHA256",
             "1795824000123",
             "n0nce-7f3a9c2e41d8b6a0",
             "POST",
             "/v1/orders",
-            "account=main&tag=a%20b&tag=b",
+            "account=main&tag=b&tag=a%20b",
+            "application/json",
             hashlib.sha256(body).hexdigest(),
         ]
     )
@@ -139,16 +140,22 @@ def test_the_documented_signing_example_is_exact() -> None:
     signature = base64.b64encode(hmac.new(secret, message.encode(), hashlib.sha256).digest()).decode()
     assert f"```\n{message}\n```" in doc
     assert f"Signature: `{signature}`" in doc
-    from keysentry.client import sign
+    assert "query         tag=b&account=main&tag=a%20b\n" in doc
+    assert "content type  application/json\n" in doc
+    assert f"Body digest: `{hashlib.sha256(body).hexdigest()}`" in doc
+    from keysentry.client import query_string, sign
 
     headers = sign(
         "POST",
         "/v1/orders",
-        "tag=a%20b&account=main&tag=b",
+        "tag=b&account=main&tag=a%20b",
         body,
         key="ks_test_EXAMPLEKEY00000000000000000000000000000000001gKwCs",
         secret=secret.decode(),
+        content_type="application/json",
         timestamp_ms=1795824000123,
         nonce="n0nce-7f3a9c2e41d8b6a0",
     )
     assert headers["X-Ks-Signature"] == signature
+    assert headers["Content-Type"] == "application/json"
+    assert f"must be sent in its canonical form,\n`{query_string('tag=b&account=main&tag=a%20b')}`" in doc

@@ -68,16 +68,44 @@ class Request:
         return {name: _header_values(event, name) for name in SIGNED_HEADERS}
 
     def canonical_query(self) -> str:
-        from keysentry.signing import canonical_query
+        from keysentry.signing import SignatureError, canonical_query
 
         event = self.event or {}
         if self.shape == "http":
-            return canonical_query(str(event.get("rawQueryString") or ""))
+            # The backend gets the raw query too: only its one canonical spelling is accepted.
+            raw = str(event.get("rawQueryString") or "")
+            canonical = canonical_query(raw)
+            if canonical != raw:
+                raise SignatureError("noncanonical_query")
+            return canonical
         multi = event.get("multiValueQueryStringParameters")
         if isinstance(multi, dict) and multi:
             return canonical_query(multi)
-        single = event.get("queryStringParameters")
-        return canonical_query(single if isinstance(single, dict) else None)
+        if event.get("queryStringParameters"):  # only the last value of each name: repeats unseen
+            raise SignatureError("incomplete_query")
+        return ""
+
+    def content_type(self) -> str:
+        """The Content-Type the backend will see: every value, in any case, from the multi-value map
+        when the event has one (a REST event's single-value map keeps only the last)."""
+        from keysentry.signing import HEADER_CONTENT_TYPE, read_content_type
+
+        event = self.event or {}
+        multi = event.get("multiValueHeaders")
+        values: list[str] = []
+        if isinstance(multi, dict):
+            for key, vals in multi.items():
+                if isinstance(key, str) and key.lower() == HEADER_CONTENT_TYPE:
+                    values.extend(
+                        v for v in (vals if isinstance(vals, list) else [vals]) if isinstance(v, str)
+                    )
+        if not values:
+            headers = event.get("headers")
+            if isinstance(headers, dict):
+                for key, val in headers.items():
+                    if isinstance(key, str) and key.lower() == HEADER_CONTENT_TYPE and isinstance(val, str):
+                        values.append(val)
+        return read_content_type(values)
 
 
 # ---------------------------------------------------------------- event shapes
@@ -523,7 +551,9 @@ class Authorizer:
         try:
             signed = read_signed(request.signature_headers())
             check_time(signed, int(self.clock() * 1000), self.max_age_ms, self.max_skew_ms)
-            entry.verifier.verify(signed, request.method, request.path, request.canonical_query())
+            entry.verifier.verify(
+                signed, request.method, request.path, request.canonical_query(), request.content_type()
+            )
         except SignatureError as error:
             return error.reason
         expires = int(self.clock()) + (self.max_age_ms + self.max_skew_ms) // 1000 + 60

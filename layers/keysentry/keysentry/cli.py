@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "set-public-key", help="register a consumer's signing public key", parents=[common]
     )
     setpk.add_argument("kid")
-    setpk.add_argument("file", help="PEM file (Ed25519, or RSA >= 2048 bits)")
+    setpk.add_argument("file", help="PEM file (Ed25519, or RSA >= 2048 bits with e = 65537)")
     setpk.set_defaults(func=cmd_set_public_key)
 
     lister = keys.add_parser("list", help="list keys", parents=[common])

@@ -1,9 +1,13 @@
-"""The consumer's helper: sign a request the way keysentry's authorizer verifies it (scheme KS1).
+"""The consumer's helper: sign a request the way keysentry's authorizer verifies it (scheme KS2).
 
-Works with any HTTP client: it returns the headers to send.
+Works with any HTTP client: it returns the headers to send (Content-Type among them, when given:
+it is signed), and ``query_string`` gives the query to send, in the one spelling an HTTP API
+accepts (a REST API accepts any spelling that decodes to the same parameters).
 
-    headers = sign("POST", "/v1/orders", body=payload, key=API_KEY, secret=SIGNING_SECRET)
-    requests.post(url, data=payload, headers=headers)          # or httpx, urllib3, ...
+    params = [("account", "main"), ("tag", "b")]
+    headers = sign("POST", "/v1/orders", params, payload, key=API_KEY, secret=SIGNING_SECRET,
+                   content_type="application/json")
+    requests.post(f"{base}/v1/orders?{query_string(params)}", data=payload, headers=headers)
 
 For Ed25519 or RSA keys pass ``private_key`` (a ``cryptography`` private key object or PEM bytes).
 """
@@ -26,6 +30,11 @@ from keysentry.signing import (
 )
 
 
+def query_string(query: str | Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> str:
+    """The query to send (without ``?``): the canonical form that is signed."""
+    return canonical_query(query)
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(18)  # 24 characters of [A-Za-z0-9_-]
 
@@ -42,16 +51,23 @@ def _load_private(private_key: Any) -> Any:
 def sign(
     method: str,
     path: str,
-    query: str | Mapping[str, Any] | Iterable[tuple[str, str]] | None = None,
+    query: str | Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
     body: bytes | str | None = None,
     *,
     key: str,
     secret: str | None = None,
     private_key: Any = None,
+    content_type: str | None = None,
     timestamp_ms: int | None = None,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    """Headers for one signed request: the key, algorithm, timestamp, nonce, body digest, signature."""
+    """Headers for one signed request: the key, algorithm, timestamp, nonce, body digest, signature,
+    and the Content-Type when there is one (sent exactly as signed; none is signed as empty).
+
+    ``query`` is the parameters in the order they are sent: a raw query string, a mapping (a list
+    value is a name's repeated values, in order) or (name, value) pairs."""
+    if content_type == "":
+        raise ValueError("send no Content-Type rather than an empty one")
     timestamp_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     nonce = nonce or new_nonce()
     digest = body_sha256(body)
@@ -70,7 +86,9 @@ def sign(
     else:
         raise ValueError("sign needs the hmac secret or the private key")
     algorithm = ALGORITHMS[mode]
-    message = string_to_sign(algorithm, timestamp_ms, nonce, method, path, canonical_query(query), digest)
+    message = string_to_sign(
+        algorithm, timestamp_ms, nonce, method, path, canonical_query(query), content_type or "", digest
+    )
     if mode == "hmac":
         assert secret is not None
         signature = hmac_signature(secret, message)
@@ -82,7 +100,7 @@ def sign(
 
         pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=RSA_SALT_LENGTH)
         signature = base64.b64encode(private_key.sign(message.encode(), pss, hashes.SHA256())).decode()
-    return {
+    headers = {
         "X-Api-Key": key,
         "X-Ks-Algorithm": algorithm,
         "X-Ks-Timestamp": str(timestamp_ms),
@@ -90,3 +108,6 @@ def sign(
         "X-Ks-Content-Sha256": digest,
         "X-Ks-Signature": signature,
     }
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return headers
