@@ -59,7 +59,9 @@ def test_a_garbage_cursor_is_a_clear_400(lambda_context: Any, cursor: str, owner
 
 
 @pytest.mark.parametrize("cursor", OWNER_GARBAGE.values(), ids=OWNER_GARBAGE.keys())
-def test_a_cursor_that_does_not_fit_the_owner_listing_is_a_clear_400(lambda_context: Any, cursor: str) -> None:
+def test_a_cursor_that_does_not_fit_the_owner_listing_is_a_clear_400(
+    lambda_context: Any, cursor: str
+) -> None:
     status, doc = call("api_list_keys", lambda_context, query={"owner": "acme-data", "cursor": cursor})
     assert status == 400, doc
     assert doc == {"message": "invalid pagination cursor"}
