@@ -27,7 +27,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from keysentry import keyformat
 from keysentry.api import context
 from keysentry.errors import ConfigurationError, KeyNotFoundError, MalformedKeyError, TransitionError
-from keysentry.model import KeyRecord, Status
+from keysentry.model import DAY, KeyRecord, Status
 from keysentry.service import KeyService
 
 router = Router()
@@ -37,8 +37,7 @@ MAX_TOKENS = 100
 KEYS_MAX_AGE_S = 300  # a refreshed keys document is used within five minutes
 MATCH_FIELDS = ("token", "type", "url", "source")
 SEEN_PREFIX = "github-report#"
-SEEN_WITHOUT_EXPIRY_S = 3650 * 86_400  # a key with no expiry: the longest lifetime a key may be given
-DAY_S = 86_400
+SEEN_WITHOUT_EXPIRY_S = 3650 * DAY  # a key with no expiry: the longest lifetime a key may be given
 
 
 @cache
@@ -102,11 +101,11 @@ def _first_sighting(svc: KeyService, seen: str, record: KeyRecord) -> bool:
     from botocore.exceptions import ClientError
 
     now = svc.clock()
-    until = (record.expires_at if record.expires_at is not None else now + SEEN_WITHOUT_EXPIRY_S) + DAY_S
+    until = (record.expires_at if record.expires_at is not None else now + SEEN_WITHOUT_EXPIRY_S) + DAY
     try:
         svc.store.client.put_item(
             TableName=svc.settings.nonce_table,
-            Item={"pk": {"S": seen}, "expires_at": {"N": str(max(until, now + DAY_S))}},
+            Item={"pk": {"S": seen}, "expires_at": {"N": str(max(until, now + DAY))}},
             ConditionExpression="attribute_not_exists(pk)",
         )
     except ClientError as error:
