@@ -397,3 +397,19 @@ def test_local_up_gives_the_refresh_function_its_environment(stack: Any) -> None
     doc = sam_env_vars(stack, "http://172.17.0.1:4566")
     assert doc["ScanningKeysFunction"]["GITHUB_SCANNING_KEYS_PARAMETER"] == stack.refs["GitHubScanningKeys"]
     assert doc["ScanningKeysFunction"]["GITHUB_SCANNING_KEYS_URL"] == scanning_keys.DEFAULT_URL
+
+
+def test_the_endpoint_reads_githubs_keys_from_ssm_once_per_container_not_per_report(
+    lambda_context: Any, service: Any, stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SCANNING_KEYS_PARAMETER", stack.refs["GitHubScanningKeys"])
+    github = new_signer()
+    publish(stack, keys_document(github))
+    reads: list[str] = []
+    aws.client("ssm").meta.events.register(
+        "provide-client-params.ssm.GetParameter", lambda params, **_: reads.append(params["Name"])
+    )
+    for _ in range(5):
+        key = service.create("acme-data", actor="ops")
+        assert report(lambda_context, github, [match(key.token)])[0] == 200
+    assert reads == [stack.refs["GitHubScanningKeys"]]
