@@ -41,6 +41,7 @@ class FakeGitHub:
     status: int = 200
     body: bytes = b""
     stall: bool = False
+    location: str = ""
     released: threading.Event = field(default_factory=threading.Event)
     requests: list[tuple[str, str, bytes]] = field(default_factory=list)
 
@@ -63,11 +64,12 @@ def github_server() -> Iterator[tuple[FakeGitHub, str]]:
             if fake.stall:
                 fake.released.wait(30)
                 return
-            status, body = (
-                (fake.status, fake.body) if self.command == "GET" else (200, b"")
-            )  # PUT: S3's answer
+            # a GET is GitHub's answer; a PUT is S3's, to CloudFormation's response
+            status, body = (fake.status, fake.body) if self.command == "GET" else (200, b"")
             try:
                 self.send_response(status)
+                if fake.location:
+                    self.send_header("Location", fake.location)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -251,6 +253,18 @@ def test_an_unreachable_github_leaves_the_stored_keys_unchanged(refresh_env: str
         url=f"http://127.0.0.1:{port}/keys", parameter=refresh_env, ssm=aws.client("ssm"), timeout=2
     )
     assert not outcome.stored and outcome.reason.startswith("could not fetch")
+    assert stored(refresh_env) == before
+
+
+def test_a_redirect_away_from_https_is_not_followed(
+    github_server: tuple[FakeGitHub, str], refresh_env: str
+) -> None:
+    fake, url = github_server
+    before = stored(refresh_env)
+    fake.serve(b"", status=302)
+    fake.location = "http://192.0.2.1/meta/public_keys/secret_scanning"  # plain http, not loopback
+    outcome = scanning_keys.refresh(url=url, parameter=refresh_env, ssm=aws.client("ssm"), timeout=2)
+    assert not outcome.stored and "redirect must be https" in outcome.reason
     assert stored(refresh_env) == before
 
 

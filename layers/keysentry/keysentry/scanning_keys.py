@@ -57,6 +57,16 @@ def _check_url(url: str, what: str = "the keys URL") -> None:
     raise KeysDocumentError(f"{what} must be https (or http to a loopback address)")
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to a URL the first one could have been (never down to plain http)."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        _check_url(newurl, "a redirect")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch(url: str, *, timeout: float = TIMEOUT_S) -> bytes:
     """GET the keys document (at most MAX_BYTES). Raises OSError (URLError, HTTPError, timeout)."""
     _check_url(url)
@@ -68,7 +78,8 @@ def fetch(url: str, *, timeout: float = TIMEOUT_S) -> bytes:
             "User-Agent": "keysentry-scanning-keys",
         },
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+    opener = urllib.request.build_opener(_CheckedRedirects)
+    with opener.open(request, timeout=timeout) as response:
         body: bytes = response.read(MAX_BYTES + 1)
     if len(body) > MAX_BYTES:
         raise KeysDocumentError(f"the keys document is larger than {MAX_BYTES} bytes")
