@@ -238,6 +238,9 @@ def invocations(env: dict[str, str]) -> None:
     response, log = invoke("AlertsFunction", event_with("alerts_stream_revoked"))
     ok = response == {"batchItemFailures": []}
     step("AlertsFunction alerts_stream_revoked", ok, f"-> {response}" if ok else log[-1500:])
+    response, log = invoke("ScanningKeysFunction", event_with("scanning_keys_scheduled"))
+    ok = bool(response) and "stored" in response  # type: ignore[operator]  # GitHub may be unreachable here
+    step("ScanningKeysFunction scanning_keys_scheduled", ok, f"-> {response}" if ok else log[-1500:])
     proxy = event_with("api_self", kid=kid)
     proxy["path"], proxy["resource"] = "/v1/prices/BTC", "/v1/prices/{symbol}"
     proxy["requestContext"]["authorizer"] = {"key_id": kid, "owner_id": "acme", "signing": "bearer"}

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from keysentry import aws, keyformat
+from keysentry import keyformat
 from keysentry.model import Status
 
 from tests.conftest import ROOT, FakeClock, all_items, template
 from tests.integration.api_helpers import call
+from tests.integration.github_helpers import publish
 
 pytestmark = pytest.mark.usefixtures("api_service")
 
@@ -194,9 +195,7 @@ def github(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     doc = {"public_keys": [{"key_identifier": "test-key-1", "key": pem.decode(), "is_current": True}]}
-    aws.client("ssm").put_parameter(
-        Name=stack.refs["GitHubScanningKeys"], Value=json.dumps(doc), Overwrite=True
-    )
+    publish(stack, doc)
     return private
 
 

@@ -276,8 +276,8 @@ class KeyStore:
             "Limit": limit,
         }
         if start:
-            kwargs["ExclusiveStartKey"] = _decode_cursor(start)
-        response = self.client.query(**kwargs)
+            kwargs["ExclusiveStartKey"] = _decode_cursor(start, _OWNER_CURSOR, owner_id=owner_id)
+        response = _paged(self.client.query, kwargs)
         records = [from_item(i) for i in response.get("Items", []) if is_key_item(i)]
         return records, _encode_cursor(response.get("LastEvaluatedKey"))
 
@@ -290,8 +290,8 @@ class KeyStore:
             "Limit": limit,
         }
         if start:
-            kwargs["ExclusiveStartKey"] = _decode_cursor(start)
-        response = self.client.scan(**kwargs)
+            kwargs["ExclusiveStartKey"] = _decode_cursor(start, _TABLE_CURSOR)
+        response = _paged(self.client.scan, kwargs)
         records = [from_item(i) for i in response.get("Items", [])]
         return records, _encode_cursor(response.get("LastEvaluatedKey"))
 
@@ -484,17 +484,49 @@ def _encode_cursor(key: Item | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> Item:
+# The attributes (and their DynamoDB types) of a LastEvaluatedKey: the table's key, plus the index's.
+_TABLE_CURSOR: Final = {"pk": "S", "sk": "S"}
+_OWNER_CURSOR: Final = {**_TABLE_CURSOR, "owner_id": "S", "created_at": "N"}
+_CURSOR_MAX_S: Final = 1024
+
+
+def _decode_cursor(cursor: str, shape: dict[str, str], *, owner_id: str | None = None) -> Item:
+    """A cursor this listing handed out, or ValidationError: exactly its key attributes, each of the
+    key's type, a non-empty string or an integer; for an owner's listing, that owner's."""
     import base64
     import binascii
     import json
 
     from keysentry.errors import ValidationError
 
+    invalid = ValidationError("invalid pagination cursor")
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error):
-        raise ValidationError("invalid pagination cursor") from None
-    if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
-        raise ValidationError("invalid pagination cursor")
+    except (ValueError, binascii.Error, RecursionError):
+        raise invalid from None
+    if not isinstance(key, dict) or set(key) != set(shape):
+        raise invalid
+    for name, kind in shape.items():
+        value = key[name]
+        if not isinstance(value, dict) or list(value) != [kind] or not isinstance(value[kind], str):
+            raise invalid
+        text = value[kind]
+        if not 0 < len(text) <= _CURSOR_MAX_S or (kind == "N" and not text.isdecimal()):
+            raise invalid
+    if owner_id is not None and key["owner_id"]["S"] != owner_id:
+        raise invalid
     return key
+
+
+def _paged(operation: Any, kwargs: Item) -> Item:
+    """Query or Scan; DynamoDB's refusal of a start key (a cursor that passed the shape check but
+    names no place in this listing) is the caller's bad input, not a server error."""
+    from keysentry.errors import ValidationError
+
+    try:
+        response: Item = operation(**kwargs)
+    except ClientError as error:
+        if "ExclusiveStartKey" in kwargs and error.response["Error"]["Code"] == "ValidationException":
+            raise ValidationError("invalid pagination cursor") from None
+        raise
+    return response

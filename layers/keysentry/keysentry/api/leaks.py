@@ -5,27 +5,48 @@ GitHub's ``/meta/public_keys/secret_scanning``) are read from the SSM parameter 
 ``GITHUB_SCANNING_KEYS_PARAMETER`` and cached. A matching live key is suspended, not revoked: a
 report can then never be used to destroy a key, and the owner decides. The response is the
 false-positive feedback GitHub accepts: one ``{token_hash, token_type, label}`` per token.
+
+A signed report carries no timestamp, so anyone who captured one could deliver it again. Each
+match that names a real key is remembered (in the nonce table, by the token's SHA-256 and a hash
+of the match's type, url and source, never the token) for as long as the key can be live: a
+replay answers as the first delivery did and changes nothing, so a key its owner resumed stays
+resumed. A new sighting of the same token (another url or source) acts again.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
+from functools import cache
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from keysentry import keyformat
 from keysentry.api import context
-from keysentry.errors import KeyNotFoundError, MalformedKeyError, TransitionError
-from keysentry.model import Status
+from keysentry.errors import ConfigurationError, KeyNotFoundError, MalformedKeyError, TransitionError
+from keysentry.model import DAY, KeyRecord, Status
+from keysentry.service import KeyService
 
 router = Router()
+logger = Logger(child=True)
 ACTOR = "github-secret-scanning"
 MAX_TOKENS = 100
-KEYS_MAX_AGE_S = 3600
+KEYS_MAX_AGE_S = 300  # a refreshed keys document is used within five minutes
+MATCH_FIELDS = ("token", "type", "url", "source")
+SEEN_PREFIX = "github-report#"
+SEEN_WITHOUT_EXPIRY_S = 3650 * DAY  # a key with no expiry: the longest lifetime a key may be given
+
+
+@cache
+def keys_provider() -> Any:
+    """One Powertools SSM provider per process, so its cache outlives a request."""
+    from aws_lambda_powertools.utilities import parameters
+    from keysentry import aws
+
+    return parameters.SSMProvider(boto3_client=aws.client("ssm"))
 
 
 def github_public_keys() -> dict[str, str]:
@@ -33,13 +54,18 @@ def github_public_keys() -> dict[str, str]:
     name = os.environ.get("GITHUB_SCANNING_KEYS_PARAMETER", "")
     if not name:
         return {}
-    from aws_lambda_powertools.utilities import parameters
-    from keysentry import aws
+    from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
 
-    provider = parameters.SSMProvider(boto3_client=aws.client("ssm"))
-    doc = provider.get(name, transform="json", max_age=KEYS_MAX_AGE_S)
-    keys = doc.get("public_keys", []) if isinstance(doc, dict) else []
-    return {str(k["key_identifier"]): str(k["key"]) for k in keys if "key_identifier" in k and "key" in k}
+    try:
+        doc = keys_provider().get(name, transform="json", max_age=KEYS_MAX_AGE_S)
+    except TransformParameterError:
+        raise ConfigurationError(f"SSM parameter {name} does not hold a JSON document") from None
+    keys = doc.get("public_keys") if isinstance(doc, dict) else None
+    return {
+        str(k["key_identifier"]): str(k["key"])
+        for k in (keys if isinstance(keys, list) else [])
+        if isinstance(k, dict) and "key_identifier" in k and "key" in k
+    }
 
 
 def signature_is_valid(body: bytes, key_id: str | None, signature_b64: str | None) -> bool:
@@ -62,8 +88,42 @@ def signature_is_valid(body: bytes, key_id: str | None, signature_b64: str | Non
     return True
 
 
-def _label(token: str, url: str) -> str:
-    """true_positive for a real keysentry key (suspending it while live); false_positive otherwise."""
+def _seen_key(match: dict[str, str]) -> str:
+    """The report's identity: the token's SHA-256 and a hash of what GitHub says about the sighting."""
+    sighting = json.dumps([match.get("type", ""), match.get("url", ""), match.get("source", "")])
+    token_hash = hashlib.sha256(match["token"].encode()).hexdigest()
+    return f"{SEEN_PREFIX}{token_hash}#{hashlib.sha256(sighting.encode()).hexdigest()}"
+
+
+def _first_sighting(svc: KeyService, seen: str, record: KeyRecord) -> bool:
+    """Remember a report (a conditional put) until its key can no longer be live: False if it was
+    already remembered, i.e. this delivery is a replay."""
+    from botocore.exceptions import ClientError
+
+    now = svc.clock()
+    until = (record.expires_at if record.expires_at is not None else now + SEEN_WITHOUT_EXPIRY_S) + DAY
+    try:
+        svc.store.client.put_item(
+            TableName=svc.settings.nonce_table,
+            Item={"pk": {"S": seen}, "expires_at": {"N": str(max(until, now + DAY))}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _forget(svc: KeyService, seen: str) -> None:
+    """Undo a remembered report whose action failed, so GitHub's redelivery acts."""
+    svc.store.client.delete_item(TableName=svc.settings.nonce_table, Key={"pk": {"S": seen}})
+
+
+def _label(match: dict[str, str]) -> str:
+    """true_positive for a real keysentry key (suspending it while live, once per report);
+    false_positive otherwise."""
+    token, url = match["token"], match.get("url", "")
     try:
         parsed = keyformat.parse(token)
     except MalformedKeyError:
@@ -76,10 +136,38 @@ def _label(token: str, url: str) -> str:
     peppers = svc.peppers.for_version(record.pepper_version)
     if not peppers.verify(parsed.token, record.digest, record.pepper_version):
         return "false_positive"
+    seen = _seen_key(match)
+    if not _first_sighting(svc, seen, record):
+        logger.warning("replayed leak report ignored", key_id=record.kid)
+        return "true_positive"
     if record.status in (Status.ACTIVE, Status.ROTATING):
-        with contextlib.suppress(TransitionError):  # it stopped being live meanwhile: nothing to protect
+        try:
             svc.report_leak(record.kid, actor=ACTOR, reason=f"found in public: {url}"[:512])
+        except TransitionError:
+            pass  # it stopped being live meanwhile: nothing to protect
+        except Exception:
+            _forget(svc, seen)
+            raise
     return "true_positive"
+
+
+def _matches(body: bytes) -> list[dict[str, str]] | None:
+    """GitHub's matches, or None unless the body is a JSON array of at most MAX_TOKENS objects, each
+    with a string token and no non-string type, url or source."""
+    try:
+        reports = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(reports, list) or len(reports) > MAX_TOKENS:
+        return None
+    matches = []
+    for report in reports:
+        if not isinstance(report, dict) or not isinstance(report.get("token"), str):
+            return None
+        if any(not isinstance(report.get(name, ""), str) for name in MATCH_FIELDS):
+            return None
+        matches.append({name: report[name] for name in MATCH_FIELDS if name in report})
+    return matches
 
 
 @router.post(
@@ -92,30 +180,19 @@ def github_leaks() -> Response[Any]:
     signature = event.get_header_value("Github-Public-Key-Signature", case_sensitive=False)
     if not signature_is_valid(body, key_id, signature):
         return Response(401, "application/json", json.dumps({"message": "invalid or missing signature"}))
-    try:
-        reports = json.loads(body)
-    except ValueError:
-        reports = None
-    if (
-        not isinstance(reports, list)
-        or len(reports) > MAX_TOKENS
-        or not all(isinstance(r, dict) for r in reports)
-    ):
-        return Response(
-            400,
-            "application/json",
-            json.dumps({"message": f"expected a JSON array of at most {MAX_TOKENS} matches"}),
+    matches = _matches(body)
+    if matches is None:
+        message = (
+            f"expected a JSON array of at most {MAX_TOKENS} matches, each an object with a string "
+            "token and string type, url and source"
         )
-    feedback = []
-    for report in reports:
-        token, url = report.get("token"), str(report.get("url", ""))
-        if not isinstance(token, str):
-            continue
-        feedback.append(
-            {
-                "token_hash": hashlib.sha256(token.encode()).hexdigest(),
-                "token_type": str(report.get("type", "")),
-                "label": _label(token, url),
-            }
-        )
+        return Response(400, "application/json", json.dumps({"message": message}))
+    feedback = [
+        {
+            "token_hash": hashlib.sha256(match["token"].encode()).hexdigest(),
+            "token_type": match.get("type", ""),
+            "label": _label(match),
+        }
+        for match in matches
+    ]
     return Response(200, "application/json", json.dumps(feedback))
