@@ -20,7 +20,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from keysentry import keyformat
 from keysentry.api import context
 from keysentry.errors import KeyNotFoundError, MalformedKeyError, TransitionError
-from keysentry.model import Status
 
 router = Router()
 ACTOR = "github-secret-scanning"
@@ -76,9 +75,10 @@ def _label(token: str, url: str) -> str:
     peppers = svc.peppers.for_version(record.pepper_version)
     if not peppers.verify(parsed.token, record.digest, record.pepper_version):
         return "false_positive"
-    if record.status in (Status.ACTIVE, Status.ROTATING):
-        with contextlib.suppress(TransitionError):  # it stopped being live meanwhile: nothing to protect
-            svc.report_leak(record.kid, actor=ACTOR, reason=f"found in public: {url}"[:512])
+    # Even a key that is suspended or has ended may have successors its holder minted: they are
+    # leaked with it. What has nothing left to change answers TransitionError.
+    with contextlib.suppress(TransitionError):
+        svc.report_leak(record.kid, actor=ACTOR, reason=f"found in public: {url}"[:512])
     return "true_positive"
 
 
