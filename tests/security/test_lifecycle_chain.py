@@ -407,3 +407,19 @@ def test_the_cli_refuses_an_expiry_under_a_minute_with_one_line(
     assert cli.main(["keys", "create", "--owner", "acme", "--expires-in", "20s"]) == cli.EXIT_USAGE
     err = capfd.readouterr().err
     assert "minute" in err and "Traceback" not in err
+
+
+def test_keys_from_before_the_minter_was_kept_are_judged_by_their_audit_trail(
+    lambda_context: Any, service: Any, stack: Any
+) -> None:
+    chain = minted_by_holder(lambda_context, create(lambda_context)["kid"], 1)
+    owner_issued = service.rotate(chain[1], actor="ops").record.kid
+    for kid in (*chain, owner_issued):  # as such records were written before
+        aws.client("dynamodb").update_item(
+            TableName=stack.refs["KeysTable"],
+            Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
+            UpdateExpression="REMOVE issued_by",
+        )
+    service.suspend(chain[0], actor="ops", reason="leaked")
+    assert statuses(service, chain) == [Status.SUSPENDED, Status.SUSPENDED]
+    assert service.get(owner_issued).status is Status.ACTIVE

@@ -288,7 +288,9 @@ def test_durations_in_seconds_minutes_hours_days_and_iso_8601(given: int | str, 
     assert model.parse_duration(given) == seconds
 
 
-@pytest.mark.parametrize("given", ["", "P", "PT", "P1DT", "P1M", "P1Y", "2 hours", "-5m", "1.5h", "h", True])
+@pytest.mark.parametrize(
+    "given", ["", "P", "PT", "P1DT", "P1M", "P1Y", "2 hours", "-5m", "1.5h", "h", "\u00b2", "\u0663h", True]
+)
 def test_what_is_not_a_duration_is_refused(given: object) -> None:
     with pytest.raises(ValidationError, match="duration"):
         model.parse_duration(given)  # type: ignore[arg-type]

@@ -293,8 +293,9 @@ class KeyService:
             if tip.successor:
                 raise TransitionError(kid, "replace", f"already replaced (successor {tip.successor})")
             if tip.status is not Status.SUSPENDED:
+                advice = "suspend it first" if tip.is_live else "issue a new key instead"
                 raise TransitionError(
-                    kid, "replace", f"its successor {tip.kid} is {tip.status}: suspend or rotate that key"
+                    kid, "replace", f"its chain ends with {tip.kid}, which is {tip.status}: {advice}"
                 )
             record = tip
         return self.rotate_record(
