@@ -224,7 +224,7 @@ class KeyService:
         except TransitionError as error:
             refused = error  # it may have ended, or be suspended already: its successors may not be
         changed, pending = 0, list[str]()
-        self._drop_pickup(kid, action, pending)
+        self._drop_pickup(record, action, pending)
         chain_reason = f"{action} of {kid}" + (f": {reason}" if reason else "")
         current: KeyRecord | None = record
         seen = {kid}
@@ -245,7 +245,7 @@ class KeyService:
                 pass  # already in that state, or ended: nothing to do to it
             except Exception as error:  # e.g. still conflicting after the retries: carry on, then say so
                 pending.append(f"{successor.kid} ({_describe(error)})")
-            self._drop_pickup(successor.kid, action, pending)
+            self._drop_pickup(successor, action, pending)
         if pending:
             raise ChainIncompleteError(kid, str(action), pending)
         if refused is not None and not changed:
@@ -264,14 +264,17 @@ class KeyService:
                 continue
         raise ConflictError(record.kid)
 
-    def _drop_pickup(self, kid: str, action: Action, pending: list[str]) -> None:
-        """A suspended, leaked or revoked key's one-time pickup copy goes: nobody may collect it."""
+    def _drop_pickup(self, record: KeyRecord, action: Action, pending: list[str]) -> None:
+        """A suspended, leaked or revoked key's one-time pickup copy goes: nobody may collect it.
+        Only the schedule leaves one (on the successor it mints)."""
         if action not in (Action.SUSPEND, Action.LEAK, Action.REVOKE):
             return
+        if record.issued_by not in (IssuedBy.SCHEDULE, None):
+            return
         try:
-            self.store.drop_pickup(kid)
+            self.store.drop_pickup(record.kid)
         except Exception as error:  # the transition stands; say the copy is still there
-            pending.append(f"{kid}'s pickup copy ({_describe(error)})")
+            pending.append(f"{record.kid}'s pickup copy ({_describe(error)})")
 
     def update(self, kid: str, *, actor: str, **changes: Any) -> KeyRecord:
         record = self.get(kid)
