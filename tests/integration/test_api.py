@@ -162,7 +162,7 @@ def test_self_routes_cannot_touch_another_key(lambda_context: Any, service: Any)
 def test_self_rotate_gives_the_successor_once_and_the_old_key_enters_grace(
     lambda_context: Any, service: Any
 ) -> None:
-    kid = create(lambda_context)["kid"]
+    kid = create(lambda_context, scopes=["prices:read", "keys:rotate-self"])["kid"]
     status, doc = call("api_self_rotate", lambda_context, kid=kid)
     assert status == 200 and doc["predecessor"] == kid and keyformat.parse(doc["key"])
     assert service.get(kid).status is Status.ROTATING

@@ -191,3 +191,138 @@ def test_next_due_is_the_first_pending_action() -> None:
     assert model.next_due(replace(rotating, reminded="grace")) == T0 + 37 * DAY
     assert model.next_due(replace(active, status=Status.SUSPENDED)) is None
     assert model.next_due(replace(active, status=Status.REVOKED)) is None
+
+
+# ---------------------------------------------------------------- chains, expiry as a limit, durations
+
+
+def rotated(before: KeyRecord, *, now: int = T0, **kwargs: object) -> tuple[KeyRecord, KeyRecord]:
+    return model.rotate(
+        before,
+        now=now,
+        actor="a",
+        grace_days=7,
+        successor_kid="B" * 12,
+        successor_digest="e",
+        pepper_version="1",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_a_successor_keeps_its_predecessors_absolute_expiry() -> None:
+    before = record(expires_at=T0 + 10 * DAY)
+    _, succ = rotated(before, now=T0 + 9 * DAY, issued_by=model.IssuedBy.OWNER)
+    assert succ.expires_at == T0 + 10 * DAY, "a rotation never restarts the clock"
+    _, forever = rotated(record(), now=T0 + 9 * DAY)
+    assert forever.expires_at is None
+
+
+def test_a_key_past_its_expiry_is_not_rotated() -> None:
+    with pytest.raises(TransitionError, match="expiry"):
+        rotated(record(expires_at=T0 + DAY), now=T0 + DAY)
+
+
+@pytest.mark.parametrize("issued_by", list(model.IssuedBy))
+def test_a_successor_says_who_minted_it_and_only_the_owners_starts_a_new_chain(
+    issued_by: model.IssuedBy,
+) -> None:
+    before = record(scopes=("prices:read", model.ROTATE_SELF_SCOPE))
+    _, succ = rotated(before, issued_by=issued_by)
+    assert succ.issued_by is issued_by and succ.public_view()["issued_by"] == str(issued_by)
+    assert model.in_chain(succ) is (issued_by is not model.IssuedBy.OWNER)
+    assert record().issued_by is model.IssuedBy.OWNER
+
+
+def test_a_holder_rotates_only_with_the_scope_and_never_under_a_leak_report() -> None:
+    from keysentry.errors import ForbiddenError
+
+    with pytest.raises(ForbiddenError, match=model.ROTATE_SELF_SCOPE):
+        rotated(record(), issued_by=model.IssuedBy.HOLDER)
+    allowed = record(scopes=(model.ROTATE_SELF_SCOPE,))
+    assert rotated(allowed, issued_by=model.IssuedBy.HOLDER)[1].issued_by is model.IssuedBy.HOLDER
+    with pytest.raises(TransitionError, match="leak"):
+        rotated(replace(allowed, leaked_at=T0 - 1), issued_by=model.IssuedBy.HOLDER)
+
+
+def test_only_the_owner_replaces_a_suspended_key_and_it_stays_suspended() -> None:
+    suspended = model.transition(record(), Action.SUSPEND, now=T0, actor="ops")
+    for minter in (model.IssuedBy.HOLDER, model.IssuedBy.SCHEDULE):
+        with pytest.raises(TransitionError):
+            rotated(suspended, issued_by=minter)
+    pred, succ = rotated(suspended, now=T0 + 5, issued_by=model.IssuedBy.OWNER)
+    assert pred.status is Status.SUSPENDED and pred.successor == succ.kid
+    assert pred.suspended_from is Status.ROTATING and pred.grace_until == T0 + 5 + 7 * DAY
+    assert succ.status is Status.ACTIVE and succ.scopes == suspended.scopes
+    assert model.transition(pred, Action.RESUME, now=T0 + 6, actor="ops").status is Status.ROTATING
+    with pytest.raises(TransitionError, match="already rotated"):
+        rotated(pred, issued_by=model.IssuedBy.OWNER)
+
+
+def test_a_key_reported_as_leaked_twice_is_changed_once() -> None:
+    leaked = model.transition(record(), Action.LEAK, now=T0, actor="github")
+    with pytest.raises(TransitionError):
+        model.transition(leaked, Action.LEAK, now=T0 + 1, actor="github")
+    suspended = model.transition(record(), Action.SUSPEND, now=T0, actor="ops")
+    assert model.transition(suspended, Action.LEAK, now=T0 + 1, actor="github").leaked_at == T0 + 1
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        (90, 90),
+        ("90", 90),
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("2H", 7200),
+        ("7d", 7 * DAY),
+        ("PT2H", 7200),
+        ("pt30m", 1800),
+        ("P7D", 7 * DAY),
+        ("P1W", 7 * DAY),
+        ("P1DT12H", 36 * 3600),
+        ("PT1H30M", 5400),
+    ],
+)
+def test_durations_in_seconds_minutes_hours_days_and_iso_8601(given: int | str, seconds: int) -> None:
+    assert model.parse_duration(given) == seconds
+
+
+@pytest.mark.parametrize(
+    "given", ["", "P", "PT", "P1DT", "P1M", "P1Y", "2 hours", "-5m", "1.5h", "h", "\u00b2", "\u0663h", True]
+)
+def test_what_is_not_a_duration_is_refused(given: object) -> None:
+    with pytest.raises(ValidationError, match="duration"):
+        model.parse_duration(given)  # type: ignore[arg-type]
+
+
+def test_a_lifetime_is_a_minute_to_max_lifetime_days() -> None:
+    with pytest.raises(ValidationError, match="minute"):
+        model.validate_lifetime_seconds(59)
+    with pytest.raises(ValidationError, match="365 days"):
+        model.validate_lifetime_seconds(365 * DAY + 1)
+    assert model.validate_lifetime_seconds(60) == 60
+    assert model.validate_lifetime_seconds(365 * DAY) == 365 * DAY
+    short = model.new_record(
+        kid="A" * 12,
+        owner_id="o",
+        env="live",
+        digest="d",
+        pepper_version="1",
+        now=T0,
+        actor="a",
+        expires_in="2h",
+    )
+    assert short.expires_at == T0 + 7200
+    with pytest.raises(ValidationError, match="once"):
+        model.new_record(
+            kid="A" * 12,
+            owner_id="o",
+            env="live",
+            digest="d",
+            pepper_version="1",
+            now=T0,
+            actor="a",
+            expires_in="2h",
+            expires_in_days=1,
+        )

@@ -83,7 +83,7 @@ def lifecycle_event(
         "schema_version": SCHEMA_VERSION,
         "id": event_id,
         "type": kind,
-        "severity": SEVERITY[kind],
+        "severity": _severity(kind, change.actor if change else None),
         "kid": new.kid,
         "owner_id": new.owner_id,
         "name": new.name,
@@ -107,6 +107,14 @@ def lifecycle_event(
     if kind == "rotation_due_soon":
         event["reminder"] = new.reminded
     return event
+
+
+def _severity(kind: str, actor: str | None) -> str:
+    """A key that minted its own successor (actor ``key:KID``) is worth a look: if it leaked, the
+    successor is the attacker's too."""
+    if kind in ("rotated", "created") and actor is not None and actor.startswith("key:"):
+        return "medium"
+    return SEVERITY[kind]
 
 
 def _detail_type(event: dict[str, Any]) -> str:

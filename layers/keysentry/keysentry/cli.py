@@ -95,6 +95,7 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
         deny_cidrs=args.deny_cidr,
         rotation_days=args.rotation_days,
         expires_in_days=args.expires_in_days,
+        expires_in=args.expires_in,
         env=args.env,
         signing=args.signing,
         public_key_pem=_read_file(args.public_key, "public key"),
@@ -183,9 +184,12 @@ def cmd_rotate(args: argparse.Namespace, out: Output) -> int:
         args.kid, actor=_actor(args), reason=args.reason, grace_days=args.grace_days
     )
     doc = {**issued.record.public_view(), "key": issued.token}
+    rotated = f"rotated {args.kid}"
+    if issued.record.predecessor != args.kid:  # a suspended key whose holder had rotated it already
+        rotated = f"replaced {args.kid} (after its successor {issued.record.predecessor})"
     out.emit(
         doc,
-        f"rotated {args.kid}: successor {issued.record.kid}\nkey: {issued.token}\n"
+        f"{rotated}: successor {issued.record.kid}\nkey: {issued.token}\n"
         "This is the only time the key is shown: store it now.",
     )
     return 0
@@ -277,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--deny-cidr", action="append", default=[], help="IPv4/IPv6 CIDR denied; repeatable")
     create.add_argument("--rotation-days", type=_positive_int, default=None, help="30..90 (default 90)")
     create.add_argument("--expires-in-days", type=_positive_int, default=None)
+    create.add_argument(
+        "--expires-in",
+        default=None,
+        metavar="DURATION",
+        help="lifetime: 30m, 2h, 7d (or ISO 8601: PT2H); at least a minute, at most MaxLifetimeDays",
+    )
     create.add_argument("--env", choices=["live", "test"], default="live")
     create.add_argument(
         "--signing",
@@ -332,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
         funcs = {"show": cmd_show, "audit": cmd_audit}
         sub.set_defaults(func=funcs.get(name) or _lifecycle(name))
 
-    rotate = keys.add_parser("rotate", help="rotate a key now (successor shown once)", parents=[common])
+    rotate = keys.add_parser(
+        "rotate",
+        help="rotate a key now, or replace a suspended one (it stays suspended); successor shown once",
+        parents=[common],
+    )
     rotate.add_argument("kid")
     rotate.add_argument("--reason", default="")
     rotate.add_argument("--grace-days", type=_positive_int, default=None)

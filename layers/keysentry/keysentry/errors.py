@@ -39,5 +39,23 @@ class ConflictError(KeysentryError):
         self.kid = kid
 
 
+class ForbiddenError(KeysentryError):
+    """The caller is known but may not do this (a key rotating itself without the scope)."""
+
+
+class ChainIncompleteError(ConflictError):
+    """A change reached the key but not every successor in its chain: those are named; run it again."""
+
+    def __init__(self, kid: str, action: str, pending: list[str]) -> None:
+        KeysentryError.__init__(
+            self,
+            f"{action} of key {kid} did not reach all of its chain: {'; '.join(pending)} may still be "
+            f"live; run the {action} again to finish it",
+        )
+        self.kid = kid
+        self.action = action
+        self.pending = pending
+
+
 class ConfigurationError(KeysentryError):
     """A setting (environment variable, secret, parameter) is missing or malformed."""

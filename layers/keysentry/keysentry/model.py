@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
-from keysentry.errors import TransitionError, ValidationError
+from keysentry.errors import ForbiddenError, TransitionError, ValidationError
 
 DAY: Final = 86_400
 MIN_ROTATION_DAYS: Final = 30
@@ -31,6 +31,8 @@ MAX_ROTATION_DAYS: Final = 90
 DEFAULT_ROTATION_DAYS: Final = 90
 DEFAULT_GRACE_DAYS: Final = 7
 MAX_LIFETIME_DAYS: Final = 365
+MIN_LIFETIME_S: Final = 60
+ROTATE_SELF_SCOPE: Final = "keys:rotate-self"  # lets a key's holder mint its successor
 REMINDER_LEADS: Final = (("7d", 7 * DAY), ("1d", 1 * DAY))
 GRACE_REMINDER_LEAD: Final = 1 * DAY
 DUE_SHARDS: Final = 8
@@ -53,6 +55,15 @@ class Status(StrEnum):
 
 LIVE: Final = frozenset({Status.ACTIVE, Status.ROTATING, Status.SUSPENDED})
 TERMINAL: Final = frozenset({Status.REVOKED, Status.EXPIRED})
+
+
+class IssuedBy(StrEnum):
+    """Who minted a key. A holder's or the schedule's successor is in its predecessor's chain: a
+    suspension, revocation or leak report of the predecessor reaches it. An owner's key starts a chain."""
+
+    OWNER = "owner"  # create, owner rotation, replacement (IAM)
+    HOLDER = "holder"  # POST /self/rotate with the key itself
+    SCHEDULE = "schedule"  # scheduled rotation: collected once by the predecessor's holder
 
 
 class Action(StrEnum):
@@ -128,6 +139,7 @@ class KeyRecord:
     delivery_key: str | None = None  # X25519 public key (PEM) successors are sealed to
     sealed_successor: dict[str, str] | None = field(default=None, repr=False)
     last_change: Change | None = None
+    issued_by: IssuedBy | None = IssuedBy.OWNER  # None: a record from before it was kept
 
     @property
     def is_live(self) -> bool:
@@ -157,6 +169,7 @@ class KeyRecord:
             "version": self.version,
             "leaked_at": self.leaked_at,
             "delivery_key": self.delivery_key,
+            "issued_by": str(self.issued_by) if self.issued_by else None,
         }
 
 
@@ -208,6 +221,43 @@ def validate_lifetime_days(days: int | None, max_days: int = MAX_LIFETIME_DAYS) 
     return days
 
 
+_DURATION_RE: Final = re.compile(r"\A([0-9]{1,7})([smhd])\Z")
+_ISO_DURATION_RE: Final = re.compile(
+    r"\AP(?:([0-9]{1,5})W)?(?:([0-9]{1,5})D)?(?:T(?:([0-9]{1,7})H)?(?:([0-9]{1,7})M)?(?:([0-9]{1,9})S)?)?\Z"
+)
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": DAY}
+
+
+def parse_duration(value: int | str) -> int:
+    """Seconds in ``value``: whole seconds, ``30m``/``2h``/``7d`` (also ``90s``), or an ISO 8601
+    duration in weeks, days, hours, minutes and seconds (``PT2H``, ``P7D``, ``P1DT12H``)."""
+    if isinstance(value, bool):
+        raise ValidationError("expiry must be a number of seconds or a duration such as 2h or PT2H")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if re.fullmatch(r"[0-9]{1,12}", text):
+        return int(text)
+    short = _DURATION_RE.match(text.lower())
+    if short:
+        return int(short.group(1)) * _UNIT_S[short.group(2)]
+    iso = _ISO_DURATION_RE.match(text.upper())
+    if iso and text.upper() not in ("P", "PT") and not text.upper().endswith("T"):
+        weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in iso.groups())
+        return (weeks * 7 + days) * DAY + hours * 3600 + minutes * 60 + seconds
+    raise ValidationError(  # without the input: whatever was pasted there is not echoed back
+        "expiry is not a duration: use 30m, 2h, 7d, a number of seconds, or ISO 8601 such as PT2H or P7D"
+    )
+
+
+def validate_lifetime_seconds(seconds: int, max_days: int = MAX_LIFETIME_DAYS) -> int:
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < MIN_LIFETIME_S:
+        raise ValidationError("expiry must be at least a minute")
+    if seconds > max_days * DAY:
+        raise ValidationError(f"expiry must be at most {max_days} days")
+    return seconds
+
+
 def validate_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     metadata = metadata or {}
     if not isinstance(metadata, dict) or len(metadata) > MAX_METADATA:
@@ -252,14 +302,23 @@ def new_record(
     deny_cidrs: list[str] | tuple[str, ...] = (),
     rotation_days: int = DEFAULT_ROTATION_DAYS,
     expires_in_days: int | None = None,
+    expires_in: int | str | None = None,
     max_lifetime_days: int = MAX_LIFETIME_DAYS,
     metadata: dict[str, str] | None = None,
     signing: Signing | None = None,
     predecessor: str | None = None,
     reason: str = "",
+    issued_by: IssuedBy = IssuedBy.OWNER,
 ) -> KeyRecord:
+    """A new active key. ``expires_in`` (seconds or a duration, see :func:`parse_duration`) and
+    ``expires_in_days`` are two ways to say the same thing: give at most one."""
     rotation_days = validate_rotation_days(rotation_days)
+    if expires_in is not None and expires_in_days is not None:
+        raise ValidationError("give the expiry once: expires_in or expires_in_days, not both")
     lifetime = validate_lifetime_days(expires_in_days, max_lifetime_days)
+    lifetime_s = lifetime * DAY if lifetime else None
+    if expires_in is not None:
+        lifetime_s = validate_lifetime_seconds(parse_duration(expires_in), max_lifetime_days)
     return KeyRecord(
         kid=kid,
         owner_id=validate_owner(owner_id),
@@ -274,12 +333,13 @@ def new_record(
         scopes=validate_scopes(scopes),
         allow_cidrs=validate_cidrs(allow_cidrs, "allow"),
         deny_cidrs=validate_cidrs(deny_cidrs, "deny"),
-        expires_at=now + lifetime * DAY if lifetime else None,
+        expires_at=now + lifetime_s if lifetime_s else None,
         metadata=validate_metadata(metadata),
         signing=signing or Signing(),
         predecessor=predecessor,
         version=1,
         last_change=Change(Action.CREATE, actor, now, reason),
+        issued_by=issued_by,
     )
 
 
@@ -296,6 +356,8 @@ def transition(record: KeyRecord, action: Action, *, now: int, actor: str, reaso
     if action is Action.SUSPEND:
         return replace(record, status=Status.SUSPENDED, suspended_from=record.status, **common)
     if action is Action.LEAK:
+        if record.status is Status.SUSPENDED and record.leaked_at is not None:
+            raise TransitionError(record.kid, "report a leak on", "suspended as leaked already")
         return replace(
             record,
             status=Status.SUSPENDED,
@@ -328,19 +390,29 @@ def rotate(
     reason: str = "",
     max_lifetime_days: int = MAX_LIFETIME_DAYS,
     sealed_successor: dict[str, str] | None = None,
+    issued_by: IssuedBy = IssuedBy.OWNER,
 ) -> tuple[KeyRecord, KeyRecord]:
-    """(predecessor in ``rotating``, new active successor) with scopes, IP rules and policy copied."""
-    check_allowed(record, Action.ROTATE)
+    """(predecessor in ``rotating``, new active successor) with scopes, IP rules and policy copied.
+
+    The successor keeps the predecessor's absolute expiry: rotating never extends a key's life. Only
+    the owner may replace a suspended key: the successor is then the owner's, and the suspended key
+    stays suspended, in a grace window it may be resumed in (a false alarm) until the schedule
+    expires it.
+    """
+    replacing = record.status is Status.SUSPENDED and issued_by is IssuedBy.OWNER
+    if not replacing:
+        check_allowed(record, Action.ROTATE)
     if record.successor:
-        raise TransitionError(record.kid, "rotate", "already rotated")
+        raise TransitionError(record.kid, "rotate", f"already rotated (successor {record.successor})")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise TransitionError(record.kid, "rotate", "past its expiry")
+    if issued_by is IssuedBy.HOLDER:
+        check_self_rotation(record)
     if not 0 <= grace_days <= 30:
         raise ValidationError("grace days must be between 0 and 30")
     grace_until = now + grace_days * DAY
     if record.expires_at is not None:
         grace_until = min(grace_until, record.expires_at)
-    lifetime = None
-    if record.expires_at is not None:
-        lifetime = max(1, min(max_lifetime_days, -(-(record.expires_at - record.created_at) // DAY)))
     successor = new_record(
         kid=successor_kid,
         owner_id=record.owner_id,
@@ -354,17 +426,20 @@ def rotate(
         allow_cidrs=record.allow_cidrs,
         deny_cidrs=record.deny_cidrs,
         rotation_days=record.rotation_days,
-        expires_in_days=lifetime,
         max_lifetime_days=max_lifetime_days,
         metadata=record.metadata,
         signing=successor_signing or record.signing,
         predecessor=record.kid,
         reason=reason,
+        issued_by=issued_by,
     )
-    successor = replace(successor, delivery_key=record.delivery_key)
+    successor = replace(successor, expires_at=record.expires_at, delivery_key=record.delivery_key)
+    status: dict[str, Any] = {"status": Status.ROTATING}
+    if replacing:  # stays suspended; a resume within the grace window returns it to rotating
+        status = {"suspended_from": Status.ROTATING}
     predecessor = replace(
         record,
-        status=Status.ROTATING,
+        **status,
         successor=successor_kid,
         grace_until=grace_until,
         sealed_successor=sealed_successor,
@@ -373,6 +448,24 @@ def rotate(
         last_change=Change(Action.ROTATE, actor, now, reason),
     )
     return predecessor, successor
+
+
+def check_self_rotation(record: KeyRecord) -> None:
+    """Whether the key's holder may mint its successor: only with the scope, never under a leak report."""
+    if ROTATE_SELF_SCOPE not in record.scopes:
+        raise ForbiddenError(f"this key may not rotate itself: it needs the {ROTATE_SELF_SCOPE} scope")
+    if record.leaked_at is not None:
+        raise TransitionError(
+            record.kid,
+            "rotate",
+            "under a leak report: it cannot rotate itself; its owner can issue a replacement",
+        )
+
+
+def in_chain(successor: KeyRecord) -> bool:
+    """Whether ``successor`` shares its predecessor's fate (suspend, revoke, leak): a key the
+    holder or the schedule minted does; one the owner issued starts anew."""
+    return successor.issued_by is not IssuedBy.OWNER
 
 
 def remind(record: KeyRecord, stage: str, *, now: int, actor: str, reason: str = "") -> KeyRecord:

@@ -14,12 +14,12 @@ from typing import Any
 
 from keysentry import keyformat, model
 from keysentry.envelope import KmsBox
-from keysentry.errors import ConflictError, TransitionError, ValidationError
-from keysentry.model import Action, KeyRecord, Signing, Status
+from keysentry.errors import ChainIncompleteError, ConflictError, TransitionError, ValidationError
+from keysentry.model import Action, IssuedBy, KeyRecord, Signing, Status
 from keysentry.peppers import PepperSource
 from keysentry.settings import Settings
 from keysentry.signing import MODES, load_public_key
-from keysentry.store import AuditEntry, KeyStore
+from keysentry.store import MAX_CHAIN, AuditEntry, KeyStore
 
 Clock = Callable[[], int]
 REVOKE_ATTEMPTS = 5
@@ -86,6 +86,7 @@ class KeyService:
         deny_cidrs: list[str] | tuple[str, ...] = (),
         rotation_days: int | None = None,
         expires_in_days: int | None = None,
+        expires_in: int | str | None = None,
         env: str = "live",
         metadata: dict[str, str] | None = None,
         signing: str = "bearer",
@@ -118,6 +119,7 @@ class KeyService:
             deny_cidrs=deny_cidrs,
             rotation_days=self.settings.default_rotation_days if rotation_days is None else rotation_days,
             expires_in_days=expires_in_days,
+            expires_in=expires_in,
             max_lifetime_days=self.settings.max_lifetime_days,
             metadata=metadata,
             signing=signing_config,
@@ -185,27 +187,94 @@ class KeyService:
     # -- lifecycle
 
     def suspend(self, kid: str, *, actor: str, reason: str = "") -> KeyRecord:
-        return self._transition(kid, Action.SUSPEND, actor=actor, reason=model.validate_reason(reason))
+        """Suspend the key and every successor minted from it since the owner last issued one."""
+        return self._on_chain(kid, Action.SUSPEND, actor=actor, reason=model.validate_reason(reason))
 
     def resume(self, kid: str, *, actor: str, reason: str = "") -> KeyRecord:
         return self._transition(kid, Action.RESUME, actor=actor, reason=model.validate_reason(reason))
 
     def report_leak(self, kid: str, *, actor: str, reason: str) -> KeyRecord:
-        return self._transition(kid, Action.LEAK, actor=actor, reason=model.validate_reason(reason))
+        """Suspend the key as leaked, and its chain: a successor of a leaked key is as leaked as the key.
+
+        A key that has already ended (its grace over, say) may still have live successors: they are
+        reported all the same.
+        """
+        return self._on_chain(kid, Action.LEAK, actor=actor, reason=model.validate_reason(reason))
 
     def expire(self, record: KeyRecord, *, actor: str, reason: str) -> KeyRecord:
         new = model.transition(record, Action.EXPIRE, now=self.clock(), actor=actor, reason=reason)
         return self.store.apply(record, new)
 
     def revoke(self, kid: str, *, actor: str, reason: str) -> KeyRecord:
-        """Revoke from any live state. A revoke always wins: on a lost race it re-reads and retries."""
+        """Revoke from any live state, with the key's chain. A revoke always wins: on a lost race it
+        re-reads and retries, key by key (so do a suspension and a leak report)."""
         reason = model.validate_reason(reason, required=True)
-        for _ in range(REVOKE_ATTEMPTS):
+        return self._on_chain(kid, Action.REVOKE, actor=actor, reason=reason)
+
+    def _on_chain(self, kid: str, action: Action, *, actor: str, reason: str) -> KeyRecord:
+        """Apply ``action`` to the key, then to each successor in its chain (each its own conditional
+        write, audit entry and alert, with a reason naming the key acted on), and erase any one-time
+        pickup copy on the way. A successor that cannot be changed after the retries does not stop
+        the others; the error then names what is still live, and running the same action again
+        finishes the chain. A key with nothing left to change answers as the lifecycle does."""
+        record = self.get(kid)
+        refused: TransitionError | None = None
+        try:
+            record = self._apply(record, action, actor=actor, reason=reason, retry=True)
+        except TransitionError as error:
+            refused = error  # it may have ended, or be suspended already: its successors may not be
+        changed, pending = 0, list[str]()
+        self._drop_pickup(record, action, pending)
+        chain_reason = f"{action} of {kid}" + (f": {reason}" if reason else "")
+        current: KeyRecord | None = record
+        seen = {kid}
+        while current is not None and len(seen) <= MAX_CHAIN:
             try:
-                return self._transition(kid, Action.REVOKE, actor=actor, reason=reason)
+                successor = self.store.next_in_chain(current)
+            except Exception as error:  # unreadable: the rest of the chain is out of reach
+                pending.append(f"{current.successor} ({_describe(error)}) and any after it")
+                break
+            if successor is None or successor.kid in seen:
+                break
+            seen.add(successor.kid)
+            current = successor
+            try:
+                current = self._apply(successor, action, actor=actor, reason=chain_reason[:512], retry=True)
+                changed += 1
+            except TransitionError:
+                pass  # already in that state, or ended: nothing to do to it
+            except Exception as error:  # e.g. still conflicting after the retries: carry on, then say so
+                pending.append(f"{successor.kid} ({_describe(error)})")
+            self._drop_pickup(successor, action, pending)
+        if pending:
+            raise ChainIncompleteError(kid, str(action), pending)
+        if refused is not None and not changed:
+            raise refused
+        return record
+
+    def _apply(self, record: KeyRecord, action: Action, *, actor: str, reason: str, retry: bool) -> KeyRecord:
+        """One key's transition, re-read and retried on a lost race when ``retry``."""
+        for attempt in range(REVOKE_ATTEMPTS if retry else 1):
+            if attempt:
+                record = self.get(record.kid)
+            new = model.transition(record, action, now=self.clock(), actor=actor, reason=reason)
+            try:
+                return self.store.apply(record, new)
             except ConflictError:
                 continue
-        raise ConflictError(kid)
+        raise ConflictError(record.kid)
+
+    def _drop_pickup(self, record: KeyRecord, action: Action, pending: list[str]) -> None:
+        """A suspended, leaked or revoked key's one-time pickup copy goes: nobody may collect it.
+        Only the schedule leaves one (on the successor it mints)."""
+        if action not in (Action.SUSPEND, Action.LEAK, Action.REVOKE):
+            return
+        if record.issued_by not in (IssuedBy.SCHEDULE, None):
+            return
+        try:
+            self.store.drop_pickup(record.kid)
+        except Exception as error:  # the transition stands; say the copy is still there
+            pending.append(f"{record.kid}'s pickup copy ({_describe(error)})")
 
     def update(self, kid: str, *, actor: str, **changes: Any) -> KeyRecord:
         record = self.get(kid)
@@ -213,9 +282,36 @@ class KeyService:
         return self.store.apply(record, new)
 
     def rotate(self, kid: str, *, actor: str, reason: str = "", grace_days: int | None = None) -> Issued:
-        """Mint a successor with the same policy; the predecessor works until its grace ends."""
+        """The owner mints a successor with the same policy; the predecessor works until its grace ends.
+
+        On a suspended key this is its replacement: the key stays suspended. When the key's holder
+        (or the schedule) had already minted successors, now suspended with it, the replacement
+        follows the last of them, so that revoking the key later reaches the whole chain but not
+        the replacement.
+        """
         record = self.get(kid)
-        return self.rotate_record(record, actor=actor, reason=reason, grace_days=grace_days)
+        if record.status is Status.SUSPENDED and record.successor:
+            chain = self.store.chain(record)
+            tip = chain[-1] if chain else record
+            if tip.successor:
+                raise TransitionError(kid, "replace", f"already replaced (successor {tip.successor})")
+            if tip.status is not Status.SUSPENDED:
+                advice = "suspend it first" if tip.is_live else "issue a new key instead"
+                raise TransitionError(
+                    kid, "replace", f"its chain ends with {tip.kid}, which is {tip.status}: {advice}"
+                )
+            record = tip
+        return self.rotate_record(
+            record, actor=actor, reason=reason, grace_days=grace_days, issued_by=IssuedBy.OWNER
+        )
+
+    def rotate_self(self, kid: str) -> Issued:
+        """The key's holder mints its successor: only with the scope for it, never under a leak report."""
+        record = self.get(kid)
+        model.check_self_rotation(record)
+        return self.rotate_record(
+            record, actor=f"key:{kid}", reason="rotated by its holder", issued_by=IssuedBy.HOLDER
+        )
 
     def rotate_record(
         self,
@@ -225,12 +321,17 @@ class KeyService:
         reason: str = "",
         grace_days: int | None = None,
         deliver: bool = False,
+        issued_by: IssuedBy | None = None,
     ) -> Issued:
         """Rotate ``record``. With ``deliver`` (nobody is there to be shown the successor, as on the
         schedule), the successor is sealed to the key's delivery public key when it has one, and
         otherwise kept KMS-encrypted on the successor for one-time pickup by the predecessor's holder.
+        ``issued_by`` defaults to the schedule with ``deliver``, else the owner.
         """
-        model.check_allowed(record, Action.ROTATE)
+        if issued_by is None:
+            issued_by = IssuedBy.SCHEDULE if deliver else IssuedBy.OWNER
+        if not (record.status is Status.SUSPENDED and issued_by is IssuedBy.OWNER):
+            model.check_allowed(record, Action.ROTATE)
         peppers = self.peppers.get()
         minted = keyformat.generate(record.env)
         successor_signing, secret = record.signing, None
@@ -259,6 +360,7 @@ class KeyService:
             max_lifetime_days=self.settings.max_lifetime_days,
             sealed_successor=sealed,
             successor_signing=successor_signing,
+            issued_by=issued_by,
         )
         self.store.rotate(record, predecessor, successor, pickup=pickup)
         return Issued(successor, minted.token, secret)
@@ -289,6 +391,16 @@ class KeyService:
         record = self.get(kid)
         new = model.transition(record, action, now=self.clock(), actor=actor, reason=reason)
         return self.store.apply(record, new)
+
+
+def _describe(error: Exception) -> str:
+    """A short, secret-free word on why a key in a chain could not be changed."""
+    if isinstance(error, ConflictError):
+        return "changed concurrently"
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", type(error).__name__))
+    return type(error).__name__
 
 
 def _check_kid(kid: str) -> None:

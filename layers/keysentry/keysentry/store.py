@@ -11,13 +11,23 @@ Indexes: ``owner-index`` (owner_id, created_at) and the sparse, write-sharded ``
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 from keysentry import aws
 from keysentry.errors import ConflictError, KeyNotFoundError
-from keysentry.model import DAY, DUE_SHARDS, Change, KeyRecord, Signing, Status, due_shard, next_due
+from keysentry.model import (
+    DAY,
+    DUE_SHARDS,
+    Change,
+    IssuedBy,
+    KeyRecord,
+    Signing,
+    Status,
+    due_shard,
+    next_due,
+)
 
 KEY_SK: Final = "KEY"
 AUDIT_PREFIX: Final = "AUDIT#"
@@ -27,6 +37,7 @@ DUE_INDEX: Final = "due-index"
 _SIDE_ATTRS: Final = frozenset({"last_used_at", "pickup"})
 
 Item = dict[str, Any]
+MAX_CHAIN: Final = 1000  # a guard against a corrupt successor loop; real chains are a handful of keys
 
 
 # ---------------------------------------------------------------- codec
@@ -72,7 +83,7 @@ def to_item(record: KeyRecord) -> Item:
             item[name] = _n(value)
     if record.sealed_successor:
         item["sealed_successor"] = {"M": {k: _s(v) for k, v in record.sealed_successor.items()}}
-    for name in ("predecessor", "successor", "suspended_from", "reminded", "delivery_key"):
+    for name in ("predecessor", "successor", "suspended_from", "reminded", "delivery_key", "issued_by"):
         value = getattr(record, name)
         if value is not None:
             item[name] = _s(str(value))
@@ -103,6 +114,7 @@ def from_item(item: Item) -> KeyRecord:
     signing = item.get("signing", {}).get("M", {})
     change = item.get("last_change", {}).get("M")
     suspended_from = _opt_s(item, "suspended_from")
+    issued_by = _opt_s(item, "issued_by")
     return KeyRecord(
         kid=item["kid"]["S"],
         owner_id=item["owner_id"]["S"],
@@ -133,6 +145,10 @@ def from_item(item: Item) -> KeyRecord:
         suspended_from=Status(suspended_from) if suspended_from else None,
         reminded=_opt_s(item, "reminded"),
         delivery_key=_opt_s(item, "delivery_key"),
+        # Before it was kept: a first key is the owner's; a successor's minter is in its audit trail.
+        issued_by=IssuedBy(issued_by)
+        if issued_by
+        else (IssuedBy.OWNER if "predecessor" not in item else None),
         sealed_successor={k: v["S"] for k, v in item["sealed_successor"]["M"].items()}
         if "sealed_successor" in item
         else None,
@@ -295,6 +311,42 @@ class KeyStore:
         records = [from_item(i) for i in response.get("Items", [])]
         return records, _encode_cursor(response.get("LastEvaluatedKey"))
 
+    def next_in_chain(self, record: KeyRecord) -> KeyRecord | None:
+        """``record``'s successor when it is in the same chain (minted by the holder or the schedule,
+        not issued by the owner), read strongly consistent; None at the end of the chain."""
+        if not record.successor:
+            return None
+        item = self.get_item(record.successor)
+        if item is None:
+            return None
+        successor = from_item(item)
+        if successor.issued_by is None:  # a record from before the minter was kept: ask its audit trail
+            successor = replace(successor, issued_by=self._minted_by(successor.kid))
+        return successor if successor.issued_by is not IssuedBy.OWNER else None
+
+    def chain(self, record: KeyRecord) -> list[KeyRecord]:
+        """Every successor minted from ``record`` since the last owner-issued key, in order."""
+        out: list[KeyRecord] = []
+        seen = {record.kid}
+        current: KeyRecord | None = record
+        while current is not None and len(out) < MAX_CHAIN:
+            current = self.next_in_chain(current)
+            if current is None or current.kid in seen:
+                break
+            seen.add(current.kid)
+            out.append(current)
+        return out
+
+    def _minted_by(self, kid: str) -> IssuedBy:
+        """Who created ``kid``, from its audit trail; when that has aged out, assume the holder: a
+        leak response then reaches too far rather than not far enough."""
+        for entry in self.audit(kid):
+            if entry.action == "create":
+                if entry.actor.startswith("key:"):
+                    return IssuedBy.HOLDER
+                return IssuedBy.SCHEDULE if entry.actor == "schedule" else IssuedBy.OWNER
+        return IssuedBy.HOLDER
+
     def audit(self, kid: str) -> list[AuditEntry]:
         paginator = self.client.get_paginator("query")
         entries: list[AuditEntry] = []
@@ -442,6 +494,21 @@ class KeyStore:
                 UpdateExpression="REMOVE pickup",
                 ConditionExpression="pickup = :p",
                 ExpressionAttributeValues={":p": _s(ciphertext)},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def drop_pickup(self, kid: str) -> bool:
+        """Erase the one-time pickup copy if there is one (a conditional REMOVE: no write otherwise)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": _s(kid), "sk": _s(KEY_SK)},
+                UpdateExpression="REMOVE pickup",
+                ConditionExpression="attribute_exists(pickup)",
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

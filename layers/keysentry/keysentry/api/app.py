@@ -10,6 +10,7 @@ from keysentry.api import keys, leaks, selfservice
 from keysentry.errors import (
     ConfigurationError,
     ConflictError,
+    ForbiddenError,
     KeyNotFoundError,
     MalformedKeyError,
     TransitionError,
@@ -44,6 +45,11 @@ def not_found(error: KeyNotFoundError) -> Response[str]:
 @app.exception_handler(ConflictError)
 def conflict(error: Exception) -> Response[str]:
     return _error(409, str(error))
+
+
+@app.exception_handler(ForbiddenError)
+def forbidden(error: ForbiddenError) -> Response[str]:
+    return _error(403, str(error))
 
 
 @app.exception_handler(NotFoundError)

@@ -49,13 +49,35 @@ class SealedResponseSerializer(BaseIdempotencySerializer):
         return restored
 
 
+class WithheldSecretSerializer(BaseIdempotencySerializer):
+    """Stores the response without its secrets: a replay says what was minted and where its key is
+    (with whoever received the first response), never the key itself."""
+
+    def to_dict(self, data: Any) -> dict[str, Any]:
+        stored = {k: v for k, v in dict(data).items() if k not in SECRET_FIELDS}
+        stored["notice"] = (
+            f"A repeat of a request already answered: the key of {stored['kid']} was in the first "
+            "response only and is never shown again. If that response was lost, ask the key's owner "
+            f"to rotate {stored['kid']} (POST /keys/{stored['kid']}/rotate) for a new one."
+        )
+        return stored
+
+    def from_dict(self, data: dict[str, Any]) -> Any:
+        return dict(data)
+
+
 def idempotent(
     operation: Callable[[dict[str, Any]], dict[str, Any]],
     request: dict[str, Any],
     idempotency_key: str | None,
     lambda_context: Any = None,
+    *,
+    replay_secrets: bool = True,
 ) -> dict[str, Any]:
-    """Run ``operation(request)`` once per (caller, route, Idempotency-Key, body)."""
+    """Run ``operation(request)`` once per (caller, route, Idempotency-Key, body).
+
+    ``replay_secrets=False`` where the caller is a key (anyone holding it): the answer kept for
+    replays has no secrets, so a second holder replaying the request learns no key."""
     if not idempotency_key:
         return operation(request)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -72,6 +94,8 @@ def idempotent(
         data_keyword_argument="request",
         config=config,
         persistence_store=context.persistence(),
-        output_serializer=SealedResponseSerializer(lambda: context.service().kms),
+        output_serializer=SealedResponseSerializer(lambda: context.service().kms)
+        if replay_secrets
+        else WithheldSecretSerializer(),
     )(operation)  # the operation takes its input as the keyword argument ``request``
     return wrapped(request={**request, "idempotency_key": idempotency_key})  # type: ignore[no-any-return]

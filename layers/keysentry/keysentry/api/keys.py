@@ -40,6 +40,7 @@ def create_key(body: Annotated[CreateKey, Body()]) -> dict[str, Any]:
             deny_cidrs=data["deny_cidrs"],
             rotation_days=data["rotation_days"],
             expires_in_days=data["expires_in_days"],
+            expires_in=data["expires_in"],
             env=data["env"],
             metadata=data["metadata"],
             signing=data["signing"],
@@ -88,7 +89,7 @@ def update_key(kid: Kid, body: Annotated[UpdateKey, Body()]) -> dict[str, Any]:
 
 @router.post(
     "/keys/<kid>/rotate",
-    summary="Rotate now; the successor's plaintext is in this response only",
+    summary="Rotate now, or replace a suspended key; the successor's plaintext is in this response only",
     tags=["lifecycle"],
 )
 def rotate_key(kid: Kid, body: Annotated[Rotate, Body()]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from keysentry import keyformat
 from keysentry.api import context
 from keysentry.errors import ConfigurationError, KeyNotFoundError, MalformedKeyError, TransitionError
-from keysentry.model import DAY, KeyRecord, Status
+from keysentry.model import DAY, KeyRecord
 from keysentry.service import KeyService
 
 router = Router()
@@ -140,14 +140,15 @@ def _label(match: dict[str, str]) -> str:
     if not _first_sighting(svc, seen, record):
         logger.warning("replayed leak report ignored", key_id=record.kid)
         return "true_positive"
-    if record.status in (Status.ACTIVE, Status.ROTATING):
-        try:
-            svc.report_leak(record.kid, actor=ACTOR, reason=f"found in public: {url}"[:512])
-        except TransitionError:
-            pass  # it stopped being live meanwhile: nothing to protect
-        except Exception:
-            _forget(svc, seen)
-            raise
+    # Even a key that is suspended or has ended may have successors its holder minted: they are
+    # leaked with it. What has nothing left to change answers TransitionError.
+    try:
+        svc.report_leak(record.kid, actor=ACTOR, reason=f"found in public: {url}"[:512])
+    except TransitionError:
+        pass
+    except Exception:
+        _forget(svc, seen)  # the next delivery of this report acts
+        raise
     return "true_positive"
 
 

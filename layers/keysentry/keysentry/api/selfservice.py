@@ -48,19 +48,20 @@ def whoami() -> dict[str, Any]:
 
 
 @router.post(
-    "/self/rotate", summary="Rotate the calling key; the successor is in this response only", tags=["self"]
+    "/self/rotate",
+    summary="Rotate the calling key (scope keys:rotate-self); the successor is in this response only",
+    tags=["self"],
 )
 def rotate_self() -> dict[str, Any]:
     kid = caller_kid()
 
     def operation(request: dict[str, Any]) -> dict[str, Any]:
-        return issued_body(
-            context.service().rotate(request["kid"], actor=request["actor"], reason="rotated by its holder")
-        )
+        return issued_body(context.service().rotate_self(request["kid"]))
 
+    # Anyone holding the key can send its Idempotency-Key: a replay names the successor, never its key.
     key = router.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
     request = {"route": f"self-rotate:{kid}", "kid": kid, "actor": f"key:{kid}", "body": {}}
-    return idempotent(operation, request, key, router.lambda_context)
+    return idempotent(operation, request, key, router.lambda_context, replay_secrets=False)
 
 
 @router.post("/self/successor", summary="Collect, once, the successor the schedule created", tags=["self"])
