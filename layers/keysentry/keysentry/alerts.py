@@ -8,7 +8,9 @@
   idempotency persistence layer) before publishing, so a redelivered record alerts once.
 
 An event never carries the key, its digest, a signing secret or a pickup blob: it is built from an
-allow-list of fields, not by removing secrets from the record.
+allow-list of fields, not by removing secrets from the record. The one secret-bearing field it may
+carry is a ``rotated`` event's ``sealed_successor``: the successor sealed to the consumer's X25519
+delivery key, which only the holder of the private key can open (that is how it is delivered).
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def lifecycle_event(
         event["changed"] = [f for f in _POLICY_FIELDS if getattr(old, f) != getattr(new, f)]
     if kind == "rotation_due_soon":
         event["reminder"] = new.reminded
+    if kind == "rotated" and new.sealed_successor:
+        event["sealed_successor"] = dict(new.sealed_successor)
     return event
 
 
