@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from keysentry.authorizer import Authorizer, Outcome, read_request
+from keysentry.client import open_successor
 from keysentry.envelope import open_sealed
 from keysentry.peppers import PepperSource
 from keysentry.rotation import RotationJob
@@ -43,6 +44,16 @@ def public_pem(private: Any) -> str:
         private.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
+    )
+
+
+def private_pem(private: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
 
 
@@ -89,7 +100,7 @@ def test_a_sealed_successor_reaches_the_consumer_on_the_alert_and_from_self_succ
     rotated = [json.loads(e["Message"]) for e in targets.from_sns()]
     (alert,) = [e for e in rotated if e["type"] == "rotated"]
     assert alert["kid"] == kid and alert["successor"] == successor_kid
-    from_alert = open_sealed(consumer, alert["sealed_successor"])
+    from_alert = open_successor(alert["sealed_successor"], private_key=private_pem(consumer))
     assert from_alert["kid"] == successor_kid
     (on_bus,) = [e["detail"] for e in targets.from_bus() if e["detail-type"] == "key.rotated"]
     assert open_sealed(consumer, on_bus["sealed_successor"]) == from_alert
