@@ -177,3 +177,11 @@ def test_a_revoked_predecessor_collects_nothing(
     kid = scheduled_rotation(api_service, clock, delivery_key_pem=public_pem(consumer))
     api_service.revoke(kid, actor="sec", reason="stolen laptop")
     assert call("api_self_successor", lambda_context, kid=kid)[0] == 404
+
+
+def test_a_successor_suspended_since_is_not_handed_out(
+    stack: Any, api_service: Any, clock: FakeClock, lambda_context: Any
+) -> None:
+    kid = scheduled_rotation(api_service, clock)
+    api_service.suspend(api_service.get(kid).successor, actor="sec", reason="leak?")
+    assert call("api_self_successor", lambda_context, kid=kid)[0] == 404

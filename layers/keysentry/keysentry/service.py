@@ -287,6 +287,8 @@ class KeyService:
         if item is None:
             return None
         successor = from_item(item)
+        if successor.status not in (Status.ACTIVE, Status.ROTATING):
+            return None  # suspended, revoked or expired since: nothing to collect
         if record.sealed_successor:
             self.store.record_access(
                 self._pickup_audit(successor, "successor_sealed_fetched", actor, f"sealed successor of {kid}")
