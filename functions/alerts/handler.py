@@ -10,7 +10,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from keysentry.alerts import AlertPublisher, CacheFlusher, Deduplicator, Publisher, StreamAlerts
+from keysentry.alerts import (
+    AlertPublisher,
+    CacheFlusher,
+    Deduplicator,
+    FlushScheduler,
+    Publisher,
+    StreamAlerts,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -25,12 +32,17 @@ def lambda_handler(
     publisher: Publisher | None = None,
     dedup: Deduplicator | None = None,
     flusher: CacheFlusher | None = None,
+    reflush: FlushScheduler | None = None,
 ) -> dict[str, Any]:
     env = os.environ.get
     alerts = StreamAlerts(
         publisher or AlertPublisher(env("ALERTS_TOPIC_ARN", ""), env("EVENT_BUS_NAME", "")),
         dedup or Deduplicator.for_table(env("IDEMPOTENCY_TABLE", ""), context.get_remaining_time_in_millis),
         flusher or CacheFlusher(env("FLUSH_AUTHORIZER_CACHE", "")),
+        reflush
+        or FlushScheduler(
+            env("AUTHORIZER_CACHE_FLUSH_QUEUE_URL", ""), float(env("AUTH_CACHE_TTL", "30") or 30)
+        ),
     )
 
     def record_handler(record: DynamoDBRecord) -> None:
@@ -57,5 +69,6 @@ def lambda_handler(
         duplicates=alerts.duplicates,
         failed=failed,
         authorizer_cache_flushed=alerts.flushed,
+        authorizer_cache_reflush_scheduled=alerts.reflush_scheduled,
     )
     return {"batchItemFailures": failures}

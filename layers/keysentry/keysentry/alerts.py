@@ -4,17 +4,24 @@
 - :class:`AlertPublisher` sends events to the SNS topic (PublishBatch, with message attributes
   for filter policies) and the EventBridge bus (PutEvents), 10 at a time, retrying the entries a
   batch call reports as failed.
+- :class:`CacheFlusher` flushes the REST stage's authorizer cache on a revoke, suspension or leak,
+  and :class:`FlushScheduler` sends the second flush to the delay queue: a warm authorizer container
+  may still allow from memory for up to its TTL and refill the stage's cache, so the stage is flushed
+  again once that TTL (plus a margin) has passed. :class:`DelayedFlush` is that queue's consumer.
 - :class:`Deduplicator` claims each stream event id in the idempotency table (Powertools'
   idempotency persistence layer) before publishing, so a redelivered record alerts once.
 
 An event never carries the key, its digest, a signing secret or a pickup blob: it is built from an
-allow-list of fields, not by removing secrets from the record.
+allow-list of fields, not by removing secrets from the record. The one secret-bearing field it may
+carry is a ``rotated`` event's ``sealed_successor``: the successor sealed to the consumer's X25519
+delivery key, which only the holder of the private key can open (that is how it is delivered).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -51,6 +58,8 @@ _BY_ACTION: Final = {
     Action.UPDATE: "policy_changed",
 }
 FLUSH_ON: Final = frozenset({"revoked", "suspended", "leaked"})
+REFLUSH_MARGIN_S: Final = 5  # past the container TTL: clock granularity, a GetItem in flight
+MAX_QUEUE_DELAY_S: Final = 900  # SQS DelaySeconds' ceiling
 _POLICY_FIELDS: Final = ("name", "scopes", "allow_cidrs", "deny_cidrs", "metadata", "rotation_days")
 
 
@@ -106,6 +115,8 @@ def lifecycle_event(
         event["changed"] = [f for f in _POLICY_FIELDS if getattr(old, f) != getattr(new, f)]
     if kind == "rotation_due_soon":
         event["reminder"] = new.reminded
+    if kind == "rotated" and new.sealed_successor:
+        event["sealed_successor"] = dict(new.sealed_successor)
     return event
 
 
@@ -229,6 +240,65 @@ class CacheFlusher:
         return True
 
 
+class FlushScheduler:
+    """Schedule the second flush of the stage's authorizer cache through the SQS delay queue.
+
+    The first flush, at the change, empties API Gateway's cache; but an authorizer container that
+    read the key before the change keeps allowing it from memory for up to ``container_ttl`` seconds
+    (``AuthorizerCacheTtlSeconds``) and API Gateway caches that Allow again, for its own TTL. A flush
+    after ``container_ttl`` + :data:`REFLUSH_MARGIN_S` removes the last of them, so the revocation
+    bound is the container TTL plus the margin and the delivery latency, whatever the stage's TTL.
+    """
+
+    def __init__(self, queue_url: str, container_ttl: float, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self.container_ttl = container_ttl
+        self._client = client
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.queue_url)
+
+    @property
+    def delay(self) -> int:
+        """Seconds until the second flush (the template's bounds keep it within SQS's 900)."""
+        return min(MAX_QUEUE_DELAY_S, math.ceil(max(0.0, self.container_ttl)) + REFLUSH_MARGIN_S)
+
+    def schedule(self, events: Sequence[dict[str, Any]]) -> int:
+        """One delayed message for the batch's urgent events; returns its delay. Raises on failure."""
+        sqs = self._client or aws.client("sqs")
+        body = {
+            "kids": sorted({str(e["kid"]) for e in events}),
+            "events": sorted(str(e["id"]) for e in events),
+            "at": max(int(e["at"] or 0) for e in events),
+        }
+        sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body), DelaySeconds=self.delay)
+        return self.delay
+
+
+class DelayedFlush:
+    """The delay queue's consumer: flush the stage's authorizer cache, at most once per invocation.
+
+    The message only says why (kids, change time): the stage flushed is the function's own
+    configuration, never the message's. A failed flush fails the record it was tried for, alone;
+    the next record of the batch tries again, and a failed record returns to the queue.
+    """
+
+    def __init__(self, flusher: CacheFlusher) -> None:
+        self.flusher = flusher
+        self.flushed = False
+        self.kids: set[str] = set()
+
+    def handle(self, body: str) -> None:
+        try:
+            doc = json.loads(body)
+            self.kids.update(str(k) for k in doc.get("kids", []) if isinstance(k, str))
+        except (ValueError, AttributeError, TypeError):
+            pass  # flushing is always safe: an unreadable message still flushes
+        if not self.flushed and self.flusher.enabled:
+            self.flushed = self.flusher.flush()
+
+
 @dataclass
 class Deduplicator:
     """Claims stream event ids in the idempotency table (Powertools' persistence layer)."""
@@ -274,14 +344,20 @@ class StreamAlerts:
     """One invocation's work: collect events record by record, then flush the cache and publish."""
 
     def __init__(
-        self, publisher: Publisher, dedup: Deduplicator | None, flusher: CacheFlusher | None
+        self,
+        publisher: Publisher,
+        dedup: Deduplicator | None,
+        flusher: CacheFlusher | None,
+        reflush: FlushScheduler | None = None,
     ) -> None:
         self.publisher = publisher
         self.dedup = dedup
         self.flusher = flusher
+        self.reflush = reflush
         self.pending: list[tuple[dict[str, Any], str]] = []  # (event, sequence number)
         self.duplicates = 0
         self.flushed: bool | None = None
+        self.reflush_scheduled: bool | None = None
 
     def collect(
         self, event_id: str, old_image: dict[str, Any] | None, new_image: dict[str, Any] | None, sequence: str
@@ -298,6 +374,7 @@ class StreamAlerts:
         """Publish what was collected; return the sequence numbers of records to retry."""
         events = [event for event, _ in self.pending]
         urgent = [e for e in events if e["type"] in FLUSH_ON]
+        held: set[str] = set()
         if urgent and self.flusher is not None and self.flusher.enabled:
             try:
                 self.flushed = self.flusher.flush()
@@ -305,7 +382,19 @@ class StreamAlerts:
                 self.flushed = False
             for event in urgent:
                 event["authorizer_cache_flushed"] = self.flushed
-        failed_ids = self.publisher.publish(events) if events else set()
+            if self.reflush is not None and self.reflush.enabled:
+                try:
+                    delay = self.reflush.schedule(urgent)
+                    self.reflush_scheduled = True
+                    for event in urgent:
+                        event["authorizer_cache_reflush_in"] = delay
+                except Exception:
+                    # without the second flush the bound does not hold: retry these records
+                    # (flush and schedule again), and alert on them then
+                    self.reflush_scheduled = False
+                    held = {e["id"] for e in urgent}
+        publish = [e for e in events if e["id"] not in held]
+        failed_ids = (self.publisher.publish(publish) if publish else set()) | held
         retry = []
         for event, sequence in self.pending:
             if event["id"] in failed_ids:
@@ -317,4 +406,13 @@ class StreamAlerts:
         return retry
 
 
-__all__ = ["AlertPublisher", "CacheFlusher", "Deduplicator", "Publisher", "StreamAlerts", "lifecycle_event"]
+__all__ = [
+    "AlertPublisher",
+    "CacheFlusher",
+    "Deduplicator",
+    "DelayedFlush",
+    "FlushScheduler",
+    "Publisher",
+    "StreamAlerts",
+    "lifecycle_event",
+]

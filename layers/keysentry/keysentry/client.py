@@ -10,6 +10,12 @@ accepts (a REST API accepts any spelling that decodes to the same parameters).
     requests.post(f"{base}/v1/orders?{query_string(params)}", data=payload, headers=headers)
 
 For Ed25519 or RSA keys pass ``private_key`` (a ``cryptography`` private key object or PEM bytes).
+
+A key with an X25519 delivery key gets its scheduled successor sealed (on the ``rotated`` alert's
+``sealed_successor``, and from ``POST /self/successor``):
+
+    successor = open_successor(response["sealed_successor"], private_key=X25519_PRIVATE_PEM)
+    successor["kid"], successor["key"]                          # and "signing_secret" for hmac keys
 """
 
 from __future__ import annotations
@@ -46,6 +52,17 @@ def _load_private(private_key: Any) -> Any:
         data = private_key.encode() if isinstance(private_key, str) else private_key
         return serialization.load_pem_private_key(data, password=None)
     return private_key
+
+
+def open_successor(sealed: Mapping[str, str], *, private_key: Any) -> dict[str, str]:
+    """Open a sealed successor with the consumer's X25519 private key (object or PEM).
+
+    Raises ``cryptography.exceptions.InvalidTag`` when the blob was not sealed to this key or was
+    altered; a ValidationError for an unknown sealing algorithm.
+    """
+    from keysentry.envelope import open_sealed
+
+    return open_sealed(_load_private(private_key), dict(sealed))
 
 
 def sign(

@@ -186,8 +186,10 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         print(
             f"   {predecessor.kid} is {predecessor.status} until {_iso(predecessor.grace_until)}; successor {successor_kid}"
         )
+        from keysentry.service import Issued
+
         picked = service.pick_up_successor(prices.record.kid)
-        if picked is not None:
+        if isinstance(picked, Issued):
             print(f"   acme picks up its successor once (KMS-encrypted until now): {_short(picked.token)}")
         print(f"   a second pickup gets: {service.pick_up_successor(prices.record.kid)}")
         old = authorizer.decide(_request(prices.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
@@ -197,7 +199,7 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         print(f"   day 97: expired {', '.join(summary.expired)}")
         old = authorizer.decide(_request(prices.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
         print(f"   the old key after grace -> {old.outcome.value} ({old.reason})")
-        if picked is not None:
+        if isinstance(picked, Issued):
             new = authorizer.decide(_request(picked.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
             print(f"   the successor -> {new.outcome.value}")
 

@@ -19,7 +19,7 @@ from keysentry.model import Action, IssuedBy, KeyRecord, Signing, Status
 from keysentry.peppers import PepperSource
 from keysentry.settings import Settings
 from keysentry.signing import MODES, load_public_key
-from keysentry.store import MAX_CHAIN, AuditEntry, KeyStore
+from keysentry.store import MAX_CHAIN, AuditEntry, KeyStore, access_audit_item, from_item
 
 Clock = Callable[[], int]
 REVOKE_ATTEMPTS = 5
@@ -37,6 +37,15 @@ class Issued:
     record: KeyRecord
     token: str = field(repr=False)
     signing_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SealedSuccessor:
+    """A scheduled successor sealed to the consumer's X25519 delivery key (:func:`keysentry.envelope.seal`):
+    only the consumer's private key opens ``sealed``, so it may be handed out more than once."""
+
+    record: KeyRecord
+    sealed: dict[str, str] = field(repr=False)
 
 
 SIGNING_SECRET_LEN = 43  # base62: 256 bits
@@ -365,19 +374,48 @@ class KeyService:
         self.store.rotate(record, predecessor, successor, pickup=pickup)
         return Issued(successor, minted.token, secret)
 
-    def pick_up_successor(self, kid: str) -> Issued | None:
-        """The predecessor's holder collects its successor once; the stored copy is erased as it is read."""
+    def pick_up_successor(self, kid: str, *, actor: str | None = None) -> Issued | SealedSuccessor | None:
+        """The predecessor's holder collects the successor the schedule minted for it.
+
+        Sealed to the key's delivery key: the sealed blob, as often as asked during the grace (only
+        the consumer's private key opens it). Otherwise the KMS-encrypted copy, once: it is erased
+        as it is read. Each pickup leaves an audit entry on the successor (who, when; no secret).
+        """
         record = self.get(kid)
         if record.successor is None or record.status is not Status.ROTATING:
             return None
+        actor = actor or f"key:{kid}"
         item = self.store.get_item(record.successor)
-        ciphertext = (item or {}).get("pickup", {}).get("S")
+        if item is None:
+            return None
+        successor = from_item(item)
+        if successor.status not in (Status.ACTIVE, Status.ROTATING):
+            return None  # suspended, revoked or expired since: nothing to collect
+        if record.sealed_successor:
+            self.store.record_access(
+                self._pickup_audit(successor, "successor_sealed_fetched", actor, f"sealed successor of {kid}")
+            )
+            return SealedSuccessor(successor, dict(record.sealed_successor))
+        ciphertext = item.get("pickup", {}).get("S")
         if ciphertext is None:
             return None
         payload = json.loads(self.kms.decrypt(record.successor, "pickup", ciphertext))  # before erasing
-        if not self.store.claim_pickup(record.successor, ciphertext):
+        audit = self._pickup_audit(
+            successor, "successor_picked_up", actor, f"one-time pickup by the holder of {kid}"
+        )
+        if not self.store.claim_pickup(record.successor, ciphertext, audit):
             return None  # someone else picked it up between our read and our erase
-        return Issued(self.get(record.successor), payload["key"], payload.get("signing_secret"))
+        return Issued(successor, payload["key"], payload.get("signing_secret"))
+
+    def _pickup_audit(self, successor: KeyRecord, action: str, actor: str, reason: str) -> dict[str, Any]:
+        return access_audit_item(
+            successor,
+            at=self.clock(),
+            action=action,
+            actor=actor,
+            reason=reason,
+            retention_days=self.store.audit_retention_days,
+        )
 
     def erase_pickup(self, successor_kid: str) -> None:
         self.store.set_pickup(successor_kid, None)
@@ -408,4 +446,4 @@ def _check_kid(kid: str) -> None:
         raise ValidationError("a key id is 12 letters and digits")
 
 
-__all__ = ["ConflictError", "Issued", "KeyService", "TransitionError"]
+__all__ = ["ConflictError", "Issued", "KeyService", "SealedSuccessor", "TransitionError"]

@@ -209,6 +209,29 @@ def audit_item(old: KeyRecord | None, new: KeyRecord, retention_days: int) -> It
     }
 
 
+def access_audit_item(
+    record: KeyRecord, *, at: int, action: str, actor: str, reason: str, retention_days: int
+) -> Item:
+    """An audit entry for a read that hands a secret out (a successor's pickup): who and when, never
+    the secret. Not a change: the key's version and status stay; the random suffix keeps two reads
+    in the same second (or a transition in it) from overwriting each other."""
+    import secrets
+
+    return {
+        "pk": _s(record.kid),
+        "sk": _s(f"{AUDIT_PREFIX}{at:012d}#{record.version:08d}#{action}#{secrets.token_hex(4)}"),
+        "kid": _s(record.kid),
+        "at": _n(at),
+        "version": _n(record.version),
+        "action": _s(action),
+        "actor": _s(actor),
+        "reason": _s(reason),
+        "from_status": _s(str(record.status)),
+        "to_status": _s(str(record.status)),
+        "ttl": _n(at + retention_days * DAY),
+    }
+
+
 def _audit_from_item(item: Item) -> AuditEntry:
     return AuditEntry(
         kid=item["kid"]["S"],
@@ -485,16 +508,28 @@ class KeyStore:
             raise
         return True
 
-    def claim_pickup(self, kid: str, ciphertext: str) -> bool:
-        """Erase the pickup copy if it is still ``ciphertext``: exactly one caller wins it."""
+    def claim_pickup(self, kid: str, ciphertext: str, audit: Item | None = None) -> bool:
+        """Erase the pickup copy if it is still ``ciphertext``: exactly one caller wins it.
+
+        With ``audit`` (see :func:`access_audit_item`) the erase and its audit entry are one
+        transaction: a pickup is never spent unrecorded, nor recorded unspent.
+        """
+        erase: Item = {
+            "TableName": self.table,
+            "Key": {"pk": _s(kid), "sk": _s(KEY_SK)},
+            "UpdateExpression": "REMOVE pickup",
+            "ConditionExpression": "pickup = :p",
+            "ExpressionAttributeValues": {":p": _s(ciphertext)},
+        }
+        if audit is not None:
+            put = {"TableName": self.table, "Item": audit, "ConditionExpression": "attribute_not_exists(pk)"}
+            try:
+                self._transact([{"Update": erase}, {"Put": put}], kid)
+            except ConflictError:
+                return False
+            return True
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": _s(kid), "sk": _s(KEY_SK)},
-                UpdateExpression="REMOVE pickup",
-                ConditionExpression="pickup = :p",
-                ExpressionAttributeValues={":p": _s(ciphertext)},
-            )
+            self.client.update_item(**erase)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
@@ -515,6 +550,9 @@ class KeyStore:
                 return False
             raise
         return True
+    def record_access(self, audit: Item) -> None:
+        """Write an access audit entry (see :func:`access_audit_item`) on its own."""
+        self.client.put_item(TableName=self.table, Item=audit, ConditionExpression="attribute_not_exists(pk)")
 
     def set_pickup(self, kid: str, pickup: str | None) -> None:
         """Store (or erase, with None) the successor's one-time pickup ciphertext."""

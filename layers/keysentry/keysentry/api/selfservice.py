@@ -12,6 +12,7 @@ from keysentry import keyformat
 from keysentry.api import context
 from keysentry.api.issued import idempotent, issued_body
 from keysentry.api.models import Reason
+from keysentry.service import SealedSuccessor
 
 router = Router()
 
@@ -64,11 +65,22 @@ def rotate_self() -> dict[str, Any]:
     return idempotent(operation, request, key, router.lambda_context, replay_secrets=False)
 
 
-@router.post("/self/successor", summary="Collect, once, the successor the schedule created", tags=["self"])
+@router.post(
+    "/self/successor",
+    summary="Collect the successor the schedule created: sealed to the key's delivery key, else once in clear",
+    tags=["self"],
+)
 def pick_up_successor() -> dict[str, Any]:
-    picked = context.service().pick_up_successor(caller_kid())
+    kid = caller_kid()
+    picked = context.service().pick_up_successor(kid, actor=f"key:{kid}")
     if picked is None:
         raise NotFoundError("no successor is waiting for pickup")
+    if isinstance(picked, SealedSuccessor):
+        return {
+            **picked.record.public_view(),
+            "sealed_successor": picked.sealed,
+            "notice": "Sealed to the key's delivery key: open it with the X25519 private key.",
+        }
     return issued_body(picked)
 
 
