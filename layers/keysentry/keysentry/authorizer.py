@@ -286,6 +286,21 @@ def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return ip
 
 
+def failure(error: BaseException, kid: str | None = None) -> Decision:
+    """The fail-closed decision for any exception: its type and AWS error code, never its message.
+
+    botocore's HTTP-level errors (ReadTimeoutError, ConnectionClosedError, ...) carry
+    ``response=None``; only a dict response has an error code.
+    """
+    response = getattr(error, "response", None)
+    code = ""
+    if isinstance(response, dict):
+        details = response.get("Error")
+        if isinstance(details, dict):
+            code = str(details.get("Code") or "")
+    return Decision(Outcome.ERROR, "internal_error", kid, error=f"{type(error).__name__} {code}".strip())
+
+
 class Authorizer:
     def __init__(
         self,
@@ -387,10 +402,7 @@ class Authorizer:
             self._record_use(record, parsed.token, now)
             return Decision(Outcome.ALLOW, "ok", kid, record)
         except Exception as error:  # fail closed: never an Allow on a failure
-            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-            return Decision(
-                Outcome.ERROR, "internal_error", kid, error=f"{type(error).__name__} {code}".strip()
-            )
+            return failure(error, kid)
 
     def _entry(self, kid: str) -> Entry | None:
         now = self.monotonic()
