@@ -60,6 +60,7 @@ class Request:
     path: str
     method_arn: MethodArn | None
     event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
+    refusal: str | None = None  # the headers could not be read whole: refused before any lookup
 
     def signature_headers(self) -> dict[str, list[str]]:
         from keysentry.signing import SIGNED_HEADERS
@@ -102,41 +103,76 @@ def _header_values(event: dict[str, Any], name: str) -> list[str]:
 _KEY_HEADERS: Final = frozenset({"x-api-key", "authorization"})
 
 
-def _tokens_from_headers(event: dict[str, Any]) -> tuple[str, ...]:
-    """Every distinct key presented in X-Api-Key or Authorization: Bearer, in one pass over the headers."""
-    api_keys: list[str] = []
-    bearers: list[str] = []
-    # REST events carry both maps with the same headers; the multi-value one holds every value.
-    for source in (event.get("multiValueHeaders"), event.get("headers")):
-        if not isinstance(source, dict):
-            continue
-        for name, raw in source.items():
-            if not isinstance(name, str) or len(name) not in (
-                9,
-                13,
-            ):  # len("x-api-key"), len("authorization")
-                continue
-            lowered = name.lower()
-            if lowered not in _KEY_HEADERS:
-                continue
-            values = raw if isinstance(raw, list) else [raw]
-            (api_keys if lowered == "x-api-key" else bearers).extend(v for v in values if isinstance(v, str))
-        if api_keys or bearers:
-            break
-    if len(api_keys) == 1 and not bearers and "," not in api_keys[0]:
-        token = api_keys[0].strip()
-        return (token,) if token else ()
+# Header names (as sent, in order) -> those that carry a key. Clients repeat their header set, so
+# the names are matched once per distinct set; bounded, cleared when full.
+_KEY_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _key_names(names: tuple[Any, ...]) -> tuple[str, ...]:
+    found = tuple(
+        n
+        for n in names
+        # len("x-api-key"), len("authorization"): most headers are skipped without lower-casing
+        if isinstance(n, str) and len(n) in (9, 13) and n.lower() in _KEY_HEADERS
+    )
+    if len(_KEY_NAMES) >= 4096:
+        _KEY_NAMES.clear()
+    _KEY_NAMES[names] = found
+    return found
+
+
+def _tokens_from_headers(event: dict[str, Any]) -> tuple[tuple[str, ...], str | None]:
+    """Every distinct key presented in X-Api-Key or Authorization: Bearer, and a refusal, if any.
+
+    REST events carry the headers twice: ``multiValueHeaders`` (every value) and ``headers`` (the
+    last one, which a backend usually reads). Both are read and their keys pooled, so a value in one
+    and not in the other is a second key. Every value is read or the request is refused: more than
+    ``MAX_HEADER_VALUES`` key values in either map is ``too_many_key_values``, never a partial read.
+    """
+    multi = event.get("multiValueHeaders")
+    single = event.get("headers")
+    multi_names: tuple[str, ...] = ()
+    single_names: tuple[str, ...] = ()
+    if isinstance(multi, dict):
+        names = tuple(multi)
+        known = _KEY_NAMES.get(names)
+        multi_names = known if known is not None else _key_names(names)
+    if isinstance(single, dict):
+        names = tuple(single)
+        known = _KEY_NAMES.get(names)
+        single_names = known if known is not None else _key_names(names)
+    if len(multi_names) <= 1 and len(single_names) <= 1:  # the common case: one X-Api-Key
+        common, value = True, None
+        if multi_names:
+            raw = multi[multi_names[0]]  # type: ignore[index]
+            common = len(multi_names[0]) == 9 and isinstance(raw, list) and len(raw) == 1
+            value = raw[0] if common else None
+        if single_names and common:
+            raw = single[single_names[0]]  # type: ignore[index]
+            common = len(single_names[0]) == 9 and (value is None or raw == value)
+            value = raw
+        if common and isinstance(value, str) and "," not in value:
+            value = value.strip()
+            return ((value,) if value else ()), None
     found: list[str] = []
-    for value in api_keys[:MAX_HEADER_VALUES]:
-        found.extend(v.strip() for v in value.split(","))  # HTTP APIs join repeated headers with commas
-    for value in bearers[:MAX_HEADER_VALUES]:
-        for part in value.split(","):
-            scheme, _, credential = part.strip().partition(" ")
-            if scheme.lower() == "bearer":
-                found.append(credential.strip())
-    if len(found) == 1:
-        return (found[0],) if found[0] else ()
-    return tuple(dict.fromkeys(t for t in found if t))
+    for source, key_names in ((multi, multi_names), (single, single_names)):
+        values: list[str] = []
+        for name in key_names:
+            raw = source[name]  # type: ignore[index]
+            api_key = len(name) == 9
+            for value in raw if isinstance(raw, list) else [raw]:
+                if not isinstance(value, str):
+                    continue
+                for part in value.split(","):  # HTTP APIs join repeated headers with commas
+                    if api_key:
+                        values.append(part.strip())
+                        continue
+                    scheme, _, credential = part.strip().partition(" ")
+                    values.append(credential.strip() if scheme.lower() == "bearer" else "")
+        if len(values) > MAX_HEADER_VALUES:
+            return (), "too_many_key_values"
+        found.extend(values)
+    return tuple(dict.fromkeys(t for t in found if t)), None
 
 
 def read_request(event: Any) -> Request | None:
@@ -150,9 +186,8 @@ def read_request(event: Any) -> Request | None:
         method = str(http.get("method") or (arn.method if arn else "")).upper()
         path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
         ip = http.get("sourceIp")
-        return Request(
-            "http", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn, event
-        )
+        found, refusal = _tokens_from_headers(event)
+        return Request("http", found, ip if isinstance(ip, str) else None, method, path, arn, event, refusal)
     if event.get("type") == "TOKEN":
         arn = MethodArn.parse(str(event.get("methodArn", "")))
         raw = event.get("authorizationToken")
@@ -175,14 +210,16 @@ def read_request(event: Any) -> Request | None:
             raw_method.upper() if isinstance(raw_method, str) and raw_method else (arn.method if arn else "")
         )
         path = raw_path if isinstance(raw_path, str) and raw_path else (arn.path if arn else "/")
+        tokens, refusal = _tokens_from_headers(event)
         return Request(
             "request",
-            _tokens_from_headers(event),
+            tokens,
             ip if isinstance(ip, str) else None,
             method,
             path,
             arn,
             event,
+            refusal,
         )
     return None
 
@@ -351,6 +388,8 @@ class Authorizer:
         )
 
     def decide(self, request: Request) -> Decision:
+        if request.refusal is not None:
+            return Decision(Outcome.UNAUTHORIZED, request.refusal)
         if not request.tokens:
             return Decision(Outcome.UNAUTHORIZED, "missing_key")
         if len(request.tokens) > 1:
