@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from keysentry import keyformat
 from keysentry.errors import MalformedKeyError
-from keysentry.model import KeyRecord, Status
+from keysentry.model import KeyRecord, Status, network
 from keysentry.peppers import PepperSource
 from keysentry.routes import MethodArn, RouteTable, parse_method_arn
 from keysentry.store import KeyStore, from_item
@@ -261,8 +261,9 @@ class RecordCache:
     def put(self, record: KeyRecord, now: float, verifier: Any = None) -> Entry:
         entry = Entry(
             record,
-            tuple(ipaddress.ip_network(c) for c in record.allow_cidrs),
-            tuple(ipaddress.ip_network(c) for c in record.deny_cidrs),
+            # records stored before mapped networks were normalised on input are normalised here
+            tuple(network(c) for c in record.allow_cidrs),
+            tuple(network(c) for c in record.deny_cidrs),
             now + self.ttl,
             verifier,
         )
