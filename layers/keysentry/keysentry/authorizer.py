@@ -61,6 +61,7 @@ class Request:
     method_arn: MethodArn | None
     event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
     refusal: str | None = None  # the headers could not be read whole: refused before any lookup
+    stage: str | None = None  # the API stage called: test keys are bound to test stages
 
     def signature_headers(self) -> dict[str, list[str]]:
         from keysentry.signing import SIGNED_HEADERS
@@ -187,7 +188,18 @@ def read_request(event: Any) -> Request | None:
         path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
         ip = http.get("sourceIp")
         found, refusal = _tokens_from_headers(event)
-        return Request("http", found, ip if isinstance(ip, str) else None, method, path, arn, event, refusal)
+        stage = arn.stage if arn else (ctx.get("stage") if isinstance(ctx, dict) else None)
+        return Request(
+            "http",
+            found,
+            ip if isinstance(ip, str) else None,
+            method,
+            path,
+            arn,
+            event,
+            refusal,
+            stage if isinstance(stage, str) else None,
+        )
     if event.get("type") == "TOKEN":
         arn = MethodArn.parse(str(event.get("methodArn", "")))
         raw = event.get("authorizationToken")
@@ -195,7 +207,15 @@ def read_request(event: Any) -> Request | None:
         if isinstance(raw, str) and raw.strip():
             scheme, _, credential = raw.strip().partition(" ")
             tokens = (credential.strip(),) if scheme.lower() == "bearer" else (raw.strip(),)
-        return Request("token", tokens, None, arn.method if arn else "", arn.path if arn else "/", arn)
+        return Request(
+            "token",
+            tokens,
+            None,
+            arn.method if arn else "",
+            arn.path if arn else "/",
+            arn,
+            stage=arn.stage if arn else None,
+        )
     if event.get("type") == "REQUEST" and "methodArn" in event:  # REST REQUEST: the hot path
         raw_arn = event["methodArn"]
         arn = parse_method_arn(raw_arn) if isinstance(raw_arn, str) else None
@@ -220,6 +240,7 @@ def read_request(event: Any) -> Request | None:
             arn,
             event,
             refusal,
+            arn.stage if arn else None,
         )
     return None
 
@@ -324,6 +345,11 @@ def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return ip
 
 
+def parse_test_stages(text: str) -> frozenset[str]:
+    """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
 def failure(error: BaseException, kid: str | None = None) -> Decision:
     """The fail-closed decision for any exception: its type and AWS error code, never its message.
 
@@ -355,6 +381,7 @@ class Authorizer:
         max_skew_ms: int = 1_000,
         http_response: str = "simple",
         usage_identifier: bool = False,
+        test_stages: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -368,6 +395,9 @@ class Authorizer:
         self.max_skew_ms = min(max_skew_ms, 60_000)
         self.http_response = http_response  # HTTP APIs: "simple" or "iam" responses
         self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
+        # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
+        # Live keys may call any stage, test stages included.
+        self.test_stages = test_stages
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
         self._current = ""  # the current pepper version, once known
@@ -386,6 +416,7 @@ class Authorizer:
             max_skew_ms=int(env("SIGNATURE_MAX_SKEW_MS", "1000") or 1000),
             http_response=env("AUTHORIZER_HTTP_RESPONSE", "simple"),
             usage_identifier=env("USAGE_IDENTIFIER", "false").lower() == "true",
+            test_stages=parse_test_stages(env("TEST_STAGES", "")),
         )
 
     def decide(self, request: Request) -> Decision:
@@ -395,7 +426,14 @@ class Authorizer:
             return Decision(Outcome.UNAUTHORIZED, "missing_key")
         if len(request.tokens) > 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys")
-        key = (request.tokens[0], request.method, request.path, request.source_ip, request.shape)
+        key = (
+            request.tokens[0],
+            request.method,
+            request.path,
+            request.source_ip,
+            request.shape,
+            request.stage,
+        )
         cached = self.cache.decisions.get(key)
         if cached is not None:
             now = self.clock()
@@ -483,6 +521,8 @@ class Authorizer:
             return f"status_{record.status.value}"
         if record.expires_at is not None and record.expires_at <= now:
             return "expired"
+        if record.env == "test" and self.test_stages is not None and request.stage not in self.test_stages:
+            return "test_key_on_non_test_stage"
         if entry.allow or entry.deny:
             ip = _parse_ip(request.source_ip)
             if ip is None:
