@@ -70,7 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise RuntimeError("authorizer error") from None
     try:
         decision = authorizer.decide(request)
-    except Exception as error:  # decide fails closed itself; this keeps the log line and metric for anything else
+    except Exception as error:  # decide fails closed itself: this keeps the log and metric for the rest
         decision = failure(error)
     _record(decision, request.shape)
     return respond(authorizer, request, decision)
