@@ -8,7 +8,15 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from keysentry.authorizer import Authorizer, Decision, Outcome, Unauthorized, read_request, respond
+from keysentry.authorizer import (
+    Authorizer,
+    Decision,
+    Outcome,
+    Unauthorized,
+    failure,
+    read_request,
+    respond,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -60,6 +68,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if request.shape == "http" and os.environ.get("AUTHORIZER_HTTP_RESPONSE", "simple") == "simple":
             return {"isAuthorized": False}
         raise RuntimeError("authorizer error") from None
-    decision = authorizer.decide(request)
+    try:
+        decision = authorizer.decide(request)
+    except Exception as error:  # decide fails closed itself: this keeps the log and metric for the rest
+        decision = failure(error)
     _record(decision, request.shape)
     return respond(authorizer, request, decision)

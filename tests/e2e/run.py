@@ -205,7 +205,7 @@ def invocations(env: dict[str, str]) -> None:
         "--scope",
         "prices:read",
         "--env",
-        "test",
+        "live",
         "--allow-cidr",
         "203.0.113.0/24",
         "--allow-cidr",
@@ -299,7 +299,7 @@ def scenario(env: dict[str, str]) -> None:
         "POST",
         "/keys",
         {"Content-Type": "application/json"},
-        {"owner": "acme", "scopes": ["prices:read"], "env": "test"},
+        {"owner": "acme", "scopes": ["prices:read"], "env": "live"},
     )
     step("POST /keys (management API) creates a key", status == 200 and "key" in created, f"-> {status}")
     key, kid = created["key"], created["kid"]
@@ -350,7 +350,7 @@ def scenario(env: dict[str, str]) -> None:
         "POST",
         "/keys",
         {"Content-Type": "application/json"},
-        {"owner": "globex", "scopes": ["orders:write"], "signing": "hmac", "env": "test"},
+        {"owner": "globex", "scopes": ["orders:write"], "signing": "hmac", "env": "live"},
     )
     step(
         "POST /keys with signing hmac returns the secret once",

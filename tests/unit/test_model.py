@@ -166,6 +166,17 @@ def test_cidrs_are_validated_and_normalised_for_v4_and_v6() -> None:
             model.validate_cidrs([bad], "allow")
 
 
+def test_ipv4_mapped_cidrs_are_normalised_to_the_ipv4_network_they_map() -> None:
+    assert model.validate_cidrs(
+        ["::ffff:198.51.100.0/120", "::FFFF:203.0.113.9", "::ffff:0:0/96", "::ffff:10.0.0.0/104"], "deny"
+    ) == ("198.51.100.0/24", "203.0.113.9/32", "0.0.0.0/0", "10.0.0.0/8")
+    # wider IPv6 networks stay IPv6 (mapped sources are IPv4); a repeat in either form is one entry
+    assert model.validate_cidrs(["::/0", "198.51.100.0/24", "::ffff:198.51.100.0/120"], "deny") == (
+        "::/0",
+        "198.51.100.0/24",
+    )
+
+
 @pytest.mark.parametrize("scope", ["", "has space", "x" * 65, "-leading", "semi;colon"])
 def test_bad_scopes_are_refused(scope: str) -> None:
     with pytest.raises(ValidationError):

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from keysentry import keyformat
 from keysentry.errors import MalformedKeyError
-from keysentry.model import KeyRecord, Status
+from keysentry.model import KeyRecord, Status, network
 from keysentry.peppers import PepperSource
 from keysentry.routes import MethodArn, RouteTable, parse_method_arn
 from keysentry.store import KeyStore, from_item
@@ -60,6 +60,8 @@ class Request:
     path: str
     method_arn: MethodArn | None
     event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
+    refusal: str | None = None  # the headers could not be read whole: refused before any lookup
+    stage: str | None = None  # the API stage called: test keys are bound to test stages
 
     def signature_headers(self) -> dict[str, list[str]]:
         from keysentry.signing import SIGNED_HEADERS
@@ -130,41 +132,76 @@ def _header_values(event: dict[str, Any], name: str) -> list[str]:
 _KEY_HEADERS: Final = frozenset({"x-api-key", "authorization"})
 
 
-def _tokens_from_headers(event: dict[str, Any]) -> tuple[str, ...]:
-    """Every distinct key presented in X-Api-Key or Authorization: Bearer, in one pass over the headers."""
-    api_keys: list[str] = []
-    bearers: list[str] = []
-    # REST events carry both maps with the same headers; the multi-value one holds every value.
-    for source in (event.get("multiValueHeaders"), event.get("headers")):
-        if not isinstance(source, dict):
-            continue
-        for name, raw in source.items():
-            if not isinstance(name, str) or len(name) not in (
-                9,
-                13,
-            ):  # len("x-api-key"), len("authorization")
-                continue
-            lowered = name.lower()
-            if lowered not in _KEY_HEADERS:
-                continue
-            values = raw if isinstance(raw, list) else [raw]
-            (api_keys if lowered == "x-api-key" else bearers).extend(v for v in values if isinstance(v, str))
-        if api_keys or bearers:
-            break
-    if len(api_keys) == 1 and not bearers and "," not in api_keys[0]:
-        token = api_keys[0].strip()
-        return (token,) if token else ()
+# Header names (as sent, in order) -> those that carry a key. Clients repeat their header set, so
+# the names are matched once per distinct set; bounded, cleared when full.
+_KEY_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _key_names(names: tuple[Any, ...]) -> tuple[str, ...]:
+    found = tuple(
+        n
+        for n in names
+        # len("x-api-key"), len("authorization"): most headers are skipped without lower-casing
+        if isinstance(n, str) and len(n) in (9, 13) and n.lower() in _KEY_HEADERS
+    )
+    if len(_KEY_NAMES) >= 4096:
+        _KEY_NAMES.clear()
+    _KEY_NAMES[names] = found
+    return found
+
+
+def _tokens_from_headers(event: dict[str, Any]) -> tuple[tuple[str, ...], str | None]:
+    """Every distinct key presented in X-Api-Key or Authorization: Bearer, and a refusal, if any.
+
+    REST events carry the headers twice: ``multiValueHeaders`` (every value) and ``headers`` (the
+    last one, which a backend usually reads). Both are read and their keys pooled, so a value in one
+    and not in the other is a second key. Every value is read or the request is refused: more than
+    ``MAX_HEADER_VALUES`` key values in either map is ``too_many_key_values``, never a partial read.
+    """
+    multi = event.get("multiValueHeaders")
+    single = event.get("headers")
+    multi_names: tuple[str, ...] = ()
+    single_names: tuple[str, ...] = ()
+    if isinstance(multi, dict):
+        names = tuple(multi)
+        known = _KEY_NAMES.get(names)
+        multi_names = known if known is not None else _key_names(names)
+    if isinstance(single, dict):
+        names = tuple(single)
+        known = _KEY_NAMES.get(names)
+        single_names = known if known is not None else _key_names(names)
+    if len(multi_names) <= 1 and len(single_names) <= 1:  # the common case: one X-Api-Key
+        common, value = True, None
+        if multi_names:
+            raw = multi[multi_names[0]]  # type: ignore[index]
+            common = len(multi_names[0]) == 9 and isinstance(raw, list) and len(raw) == 1
+            value = raw[0] if common else None
+        if single_names and common:
+            raw = single[single_names[0]]  # type: ignore[index]
+            common = len(single_names[0]) == 9 and (value is None or raw == value)
+            value = raw
+        if common and isinstance(value, str) and "," not in value:
+            value = value.strip()
+            return ((value,) if value else ()), None
     found: list[str] = []
-    for value in api_keys[:MAX_HEADER_VALUES]:
-        found.extend(v.strip() for v in value.split(","))  # HTTP APIs join repeated headers with commas
-    for value in bearers[:MAX_HEADER_VALUES]:
-        for part in value.split(","):
-            scheme, _, credential = part.strip().partition(" ")
-            if scheme.lower() == "bearer":
-                found.append(credential.strip())
-    if len(found) == 1:
-        return (found[0],) if found[0] else ()
-    return tuple(dict.fromkeys(t for t in found if t))
+    for source, key_names in ((multi, multi_names), (single, single_names)):
+        values: list[str] = []
+        for name in key_names:
+            raw = source[name]  # type: ignore[index]
+            api_key = len(name) == 9
+            for value in raw if isinstance(raw, list) else [raw]:
+                if not isinstance(value, str):
+                    continue
+                for part in value.split(","):  # HTTP APIs join repeated headers with commas
+                    if api_key:
+                        values.append(part.strip())
+                        continue
+                    scheme, _, credential = part.strip().partition(" ")
+                    values.append(credential.strip() if scheme.lower() == "bearer" else "")
+        if len(values) > MAX_HEADER_VALUES:
+            return (), "too_many_key_values"
+        found.extend(values)
+    return tuple(dict.fromkeys(t for t in found if t)), None
 
 
 def read_request(event: Any) -> Request | None:
@@ -178,8 +215,18 @@ def read_request(event: Any) -> Request | None:
         method = str(http.get("method") or (arn.method if arn else "")).upper()
         path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
         ip = http.get("sourceIp")
+        found, refusal = _tokens_from_headers(event)
+        stage = arn.stage if arn else (ctx.get("stage") if isinstance(ctx, dict) else None)
         return Request(
-            "http", _tokens_from_headers(event), ip if isinstance(ip, str) else None, method, path, arn, event
+            "http",
+            found,
+            ip if isinstance(ip, str) else None,
+            method,
+            path,
+            arn,
+            event,
+            refusal,
+            stage if isinstance(stage, str) else None,
         )
     if event.get("type") == "TOKEN":
         arn = MethodArn.parse(str(event.get("methodArn", "")))
@@ -188,7 +235,15 @@ def read_request(event: Any) -> Request | None:
         if isinstance(raw, str) and raw.strip():
             scheme, _, credential = raw.strip().partition(" ")
             tokens = (credential.strip(),) if scheme.lower() == "bearer" else (raw.strip(),)
-        return Request("token", tokens, None, arn.method if arn else "", arn.path if arn else "/", arn)
+        return Request(
+            "token",
+            tokens,
+            None,
+            arn.method if arn else "",
+            arn.path if arn else "/",
+            arn,
+            stage=arn.stage if arn else None,
+        )
     if event.get("type") == "REQUEST" and "methodArn" in event:  # REST REQUEST: the hot path
         raw_arn = event["methodArn"]
         arn = parse_method_arn(raw_arn) if isinstance(raw_arn, str) else None
@@ -203,14 +258,17 @@ def read_request(event: Any) -> Request | None:
             raw_method.upper() if isinstance(raw_method, str) and raw_method else (arn.method if arn else "")
         )
         path = raw_path if isinstance(raw_path, str) and raw_path else (arn.path if arn else "/")
+        tokens, refusal = _tokens_from_headers(event)
         return Request(
             "request",
-            _tokens_from_headers(event),
+            tokens,
             ip if isinstance(ip, str) else None,
             method,
             path,
             arn,
             event,
+            refusal,
+            arn.stage if arn else None,
         )
     return None
 
@@ -307,8 +365,9 @@ class RecordCache:
     def put(self, record: KeyRecord, now: float, verifier: Any = None) -> Entry:
         entry = Entry(
             record,
-            tuple(ipaddress.ip_network(c) for c in record.allow_cidrs),
-            tuple(ipaddress.ip_network(c) for c in record.deny_cidrs),
+            # records stored before mapped networks were normalised on input are normalised here
+            tuple(network(c) for c in record.allow_cidrs),
+            tuple(network(c) for c in record.deny_cidrs),
             now + self.ttl,
             verifier,
         )
@@ -369,6 +428,26 @@ def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return ip
 
 
+def parse_test_stages(text: str) -> frozenset[str]:
+    """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
+def failure(error: BaseException, kid: str | None = None) -> Decision:
+    """The fail-closed decision for any exception: its type and AWS error code, never its message.
+
+    botocore's HTTP-level errors (ReadTimeoutError, ConnectionClosedError, ...) carry
+    ``response=None``; only a dict response has an error code.
+    """
+    response = getattr(error, "response", None)
+    code = ""
+    if isinstance(response, dict):
+        details = response.get("Error")
+        if isinstance(details, dict):
+            code = str(details.get("Code") or "")
+    return Decision(Outcome.ERROR, "internal_error", kid, error=f"{type(error).__name__} {code}".strip())
+
+
 class Authorizer:
     def __init__(
         self,
@@ -386,6 +465,7 @@ class Authorizer:
         http_response: str = "simple",
         usage_identifier: bool = False,
         gateway_cache_ttl: float = 0,
+        test_stages: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -401,6 +481,9 @@ class Authorizer:
         self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
         # How long API Gateway may reuse this authorizer's answers; > 0: signed keys are refused.
         self.gateway_cache_ttl = gateway_cache_ttl
+        # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
+        # Live keys may call any stage, test stages included.
+        self.test_stages = test_stages
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
         self._current = ""  # the current pepper version, once known
@@ -420,14 +503,24 @@ class Authorizer:
             http_response=env("AUTHORIZER_HTTP_RESPONSE", "simple"),
             usage_identifier=env("USAGE_IDENTIFIER", "false").lower() == "true",
             gateway_cache_ttl=float(env("GATEWAY_CACHE_TTL", "0") or 0),
+            test_stages=parse_test_stages(env("TEST_STAGES", "")),
         )
 
     def decide(self, request: Request) -> Decision:
+        if request.refusal is not None:
+            return Decision(Outcome.UNAUTHORIZED, request.refusal)
         if not request.tokens:
             return Decision(Outcome.UNAUTHORIZED, "missing_key")
         if len(request.tokens) > 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys")
-        key = (request.tokens[0], request.method, request.path, request.source_ip, request.shape)
+        key = (
+            request.tokens[0],
+            request.method,
+            request.path,
+            request.source_ip,
+            request.shape,
+            request.stage,
+        )
         cached = self.cache.decisions.get(key)
         if cached is not None:
             now = self.clock()
@@ -479,10 +572,7 @@ class Authorizer:
             self._record_use(record, parsed.token, now)
             return Decision(Outcome.ALLOW, "ok", kid, record)
         except Exception as error:  # fail closed: never an Allow on a failure
-            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
-            return Decision(
-                Outcome.ERROR, "internal_error", kid, error=f"{type(error).__name__} {code}".strip()
-            )
+            return failure(error, kid)
 
     def _entry(self, kid: str) -> Entry | None:
         now = self.monotonic()
@@ -523,6 +613,8 @@ class Authorizer:
             return f"status_{record.status.value}"
         if record.expires_at is not None and record.expires_at <= now:
             return "expired"
+        if record.env == "test" and self.test_stages is not None and request.stage not in self.test_stages:
+            return "test_key_on_non_test_stage"
         if entry.allow or entry.deny:
             ip = _parse_ip(request.source_ip)
             if ip is None:

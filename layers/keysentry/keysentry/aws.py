@@ -4,16 +4,38 @@ Clients come from botocore directly: boto3's session adds nothing keysentry uses
 (with s3transfer) is a measurable part of the authorizer's cold start. botocore honours
 ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``), which is how the CLI and ``sam local``
 reach a moto server.
+
+Importing this module (every function that calls AWS does, before its first call) keeps the SDK's
+loggers at WARNING or above, whatever the root logger's level. At DEBUG, botocore logs every
+request and response body, and those carry KMS plaintexts (keys, signing secrets, successors) and
+the pepper. Lambda's advanced logging controls (``AWS_LAMBDA_LOG_LEVEL``) set the root logger's
+level, which these loggers would inherit; Powertools' Logger sets only its own logger's level (from
+``AWS_LAMBDA_LOG_LEVEL`` or ``POWERTOOLS_LOG_LEVEL``), and ``POWERTOOLS_DEBUG`` only its package's.
+The clients Powertools creates (idempotency, parameters) log through the same loggers.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
+
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+def quiet_sdk_loggers() -> None:
+    """WARNING or above for the SDK's loggers (their children inherit it); a higher level is kept."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:  # NOTSET (the root's level), DEBUG or INFO
+            logger.setLevel(logging.WARNING)
+
+
+quiet_sdk_loggers()
 
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=5)
 

@@ -1,7 +1,8 @@
 """The key format: ``ks_<env>_<kid><secret><checksum>``.
 
-Pure functions, no I/O: the authorizer and the leak endpoint reject a mistyped or made-up
-token here, before any AWS call.
+Pure functions, no I/O: the authorizer and the leak endpoint reject a mistyped or malformed
+token here, before any AWS call. The CRC32 is public, not a MAC: a made-up token with a computed
+checksum passes here and costs the authorizer one GetItem.
 
 - ``kid``: 12 base62 characters (71 bits), the key's public id.
 - ``secret``: 32 base62 characters from :mod:`secrets` (190 bits).

@@ -191,13 +191,24 @@ def validate_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
+def network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A CIDR as the authorizer matches it: an IPv4-mapped IPv6 network (``::ffff:a.b.c.d/n``,
+    n >= 96) is the IPv4 network it maps, as a mapped source address is matched as IPv4."""
+    net = ipaddress.ip_network(cidr.strip(), strict=False)
+    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96:
+        mapped = net.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, net.prefixlen - 96))
+    return net
+
+
 def validate_cidrs(cidrs: list[str] | tuple[str, ...], what: str) -> tuple[str, ...]:
     if len(cidrs) > MAX_CIDRS:
         raise ValidationError(f"at most {MAX_CIDRS} {what} entries")
     out = []
     for cidr in cidrs:
         try:
-            out.append(str(ipaddress.ip_network(str(cidr).strip(), strict=False)))
+            out.append(str(network(str(cidr))))
         except ValueError:
             raise ValidationError(f"invalid {what} CIDR {cidr!r}") from None
     return tuple(dict.fromkeys(out))

@@ -155,6 +155,7 @@ class MethodArn:
     prefix: str  # arn:aws:execute-api:region:account:api_id/stage
     method: str
     path: str  # starts with "/"
+    stage: str = ""
 
     @classmethod
     def parse(cls, arn: str) -> MethodArn | None:
@@ -174,4 +175,4 @@ def parse_method_arn(arn: str) -> MethodArn | None:  # cached: an API has few ro
         return None
     api_id, stage, method = pieces[0], pieces[1], pieces[2]
     path = "/" + (pieces[3] if len(pieces) == 4 else "")
-    return MethodArn(f"{':'.join(parts[:5])}:{api_id}/{stage}", method.upper(), path)
+    return MethodArn(f"{':'.join(parts[:5])}:{api_id}/{stage}", method.upper(), path, stage)

@@ -550,6 +550,7 @@ class KeyStore:
                 return False
             raise
         return True
+
     def record_access(self, audit: Item) -> None:
         """Write an access audit entry (see :func:`access_audit_item`) on its own."""
         self.client.put_item(TableName=self.table, Item=audit, ConditionExpression="attribute_not_exists(pk)")
