@@ -29,6 +29,7 @@ from keysentry.routes import MethodArn, RouteTable, parse_method_arn
 from keysentry.store import KeyStore, from_item
 
 USAGE_WRITE_INTERVAL_S: Final = 3600
+REHASH_RETRY_S: Final = 60
 NEGATIVE_TTL_S: Final = 5.0
 MAX_HEADER_VALUES: Final = 8
 
@@ -317,13 +318,15 @@ class Authorizer:
         self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
-        self._current = ""  # the current pepper version, once known
 
     @classmethod
     def from_env(cls) -> Authorizer:
         env = os.environ.get
         return cls(
-            KeyStore(env("KEYS_TABLE", "keysentry-keys")),
+            KeyStore(
+                env("KEYS_TABLE", "keysentry-keys"),
+                audit_retention_days=int(env("AUDIT_RETENTION_DAYS", "400") or 400),
+            ),
             PepperSource(env("PEPPER_SECRET_ID", "keysentry/pepper")),
             RouteTable.from_json(env("ROUTE_SCOPES", "{}")),
             cache_ttl=float(env("AUTH_CACHE_TTL", "30") or 30),
@@ -482,28 +485,25 @@ class Authorizer:
 
     def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
         """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
-        if (
-            now - self._touched.get(record.kid, 0) < USAGE_WRITE_INTERVAL_S
-            and record.pepper_version == self._current
-        ):
-            return  # the common case: used, and recorded, within the hour
-        peppers = self.peppers.get()
-        self._current = peppers.current
-        rehash = None
-        if peppers.needs_rehash(record.pepper_version):
-            rehash = (record.digest, peppers.digest(token), peppers.current)
+        peppers = self.peppers.get()  # in memory; re-read from Secrets Manager at its bounded age
+        rehash = peppers.needs_rehash(record.pepper_version)
+        if now - self._touched.get(record.kid, 0) < (REHASH_RETRY_S if rehash else USAGE_WRITE_INTERVAL_S):
+            return  # the common case: used, and recorded, within the hour (a re-hash: tried this minute)
         last = max(self._touched.get(record.kid, 0), record.last_used_at or 0)
-        if rehash is None and now - last < USAGE_WRITE_INTERVAL_S:
+        if not rehash and now - last < USAGE_WRITE_INTERVAL_S:
             self._touched[record.kid] = last  # recorded recently (maybe by another container)
             return
         self._touched[record.kid] = now
         if len(self._touched) > self.cache.max_entries:
             self._touched.clear()
         try:
-            self.store.touch(record.kid, now, stale_before=now - USAGE_WRITE_INTERVAL_S, rehash=rehash)
+            if rehash:  # audited: action rehash, pepper version from -> to
+                self.store.rehash(record, peppers.digest(token), peppers.current, now)
+            else:
+                self.store.touch(record.kid, now, stale_before=now - USAGE_WRITE_INTERVAL_S)
         except Exception:  # usage tracking never changes the decision
             return
-        if rehash is not None:
+        if rehash:
             self.cache.clear()
 
     # ---------------------------------------------------------------- responses
