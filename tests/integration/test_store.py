@@ -169,7 +169,9 @@ def test_the_due_index_is_sparse_and_holds_only_what_is_due(service: Any, clock:
     assert "due_at" not in revoked_item and "due_shard" not in revoked_item
 
 
-def test_touch_records_use_at_most_once_per_window_and_a_rehash_is_audited(service: Any, clock: FakeClock) -> None:
+def test_touch_records_use_at_most_once_per_window_and_a_rehash_is_audited(
+    service: Any, clock: FakeClock
+) -> None:
     issued = service.create("acme", actor="ops")
     store: KeyStore = service.store
     kid = issued.record.kid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -135,8 +137,9 @@ def test_a_rotated_hmac_keys_cli_output_carries_its_new_signing_secret(
     service: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     created = service.create("acme", actor="ops", signing="hmac")
+    rotated_kid = created.record.kid
     for as_json in (True, False):
-        kid = created.record.kid if as_json else rotated_kid
+        kid = rotated_kid  # the JSON run rotates the key, the text run its successor
         code = cli.main(["keys", "rotate", kid, *(["--json"] if as_json else [])])
         out, _ = capfd.readouterr()
         assert code == 0
@@ -151,3 +154,101 @@ def test_a_rotated_hmac_keys_cli_output_carries_its_new_signing_secret(
         assert successor.signing.mode == "hmac"
         assert service.kms.decrypt(rotated_kid, "signing", successor.signing.secret_ciphertext) == secret
         assert secret != created.signing_secret
+
+
+# ---------------------------------------------------------------- what the audit trail records
+
+
+def _dynamodb_calls() -> list[str]:
+    calls: list[str] = []
+    aws.client("dynamodb").meta.events.register("before-call", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_an_update_records_old_and_new_values_and_never_a_secret(service: Any, lambda_context: Any) -> None:
+    issued = service.create("acme", actor="ops", name="feed", scopes=["prices:read"], signing="hmac")
+    kid = issued.record.kid
+    status, _ = call(
+        "api_update_key",
+        lambda_context,
+        kid=kid,
+        body={"name": "orders", "scopes": ["orders:write"], "public_key": ED25519_PEM, "rotation_days": 60},
+    )
+    assert status == 200
+    entry = service.audit(kid)[-1]
+    der = serialization.load_pem_public_key(ED25519_PEM.encode()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+    assert entry.action == "update" and entry.version == 2 and entry.owner_id == "acme"
+    assert entry.changes["name"] == {"from": "feed", "to": "orders"}
+    assert entry.changes["scopes"] == {"from": ["prices:read"], "to": ["orders:write"]}
+    assert entry.changes["signing_mode"] == {"from": "hmac", "to": "ed25519"}
+    assert entry.changes["public_key"] == {"from": None, "to": fingerprint}
+    assert entry.changes["rotation_days"] == {"from": 90, "to": 60}
+    record = service.store.get_item(kid)
+    raw = json.dumps(_partition(kid)[:-1])  # every audit item
+    for secret in (issued.signing_secret, record["digest"]["S"], issued.record.signing.secret_ciphertext):
+        assert secret and secret not in raw
+    assert "BEGIN PUBLIC KEY" not in raw and issued.token not in raw
+
+
+def test_a_delivery_key_change_is_audited_by_fingerprint(service: Any) -> None:
+    kid = service.create("acme", actor="ops").record.kid
+    service.set_delivery_key(kid, X25519_PEM, actor="ops")
+    change = service.audit(kid)[-1].changes
+    assert list(change) == ["delivery_key"] and change["delivery_key"]["to"].startswith("SHA256:")
+
+
+def test_an_owners_trail_is_one_query_newest_first_and_paginated(
+    service: Any, lambda_context: Any, clock: Any
+) -> None:
+    kids = []
+    for i in range(3):
+        kids.append(service.create("acme-data", actor="ops", name=f"k{i}").record.kid)
+        clock.advance(10)
+    service.create("someone-else", actor="ops")
+    service.suspend(kids[0], actor="ops", reason="checking")
+    calls = _dynamodb_calls()
+    status, first = call("api_owner_audit", lambda_context, query={"owner": "acme-data", "limit": "3"})
+    assert status == 200, first
+    assert calls == ["Query"], "a Query on the owner audit index, never a Scan"
+    assert [(e["kid"], e["action"]) for e in first["entries"]] == [
+        (kids[0], "suspend"),
+        (kids[2], "create"),
+        (kids[1], "create"),
+    ]
+    assert first["next_cursor"]
+    status, rest = call(
+        "api_owner_audit",
+        lambda_context,
+        query={"owner": "acme-data", "limit": "3", "cursor": first["next_cursor"]},
+    )
+    assert status == 200 and [(e["kid"], e["action"]) for e in rest["entries"]] == [(kids[0], "create")]
+    assert not rest["next_cursor"]
+    status, doc = call(
+        "api_owner_audit",
+        lambda_context,
+        query={"owner": "someone-else", "cursor": first["next_cursor"]},
+    )
+    assert status == 400 and doc["message"] == "invalid pagination cursor", "a cursor is bound to its owner"
+
+
+def test_the_owner_audit_event_reaches_the_handler(service: Any, lambda_context: Any) -> None:
+    kid = service.create("acme-data", actor="ops").record.kid
+    status, doc = call("api_owner_audit", lambda_context)
+    assert status == 200 and doc["owner"] == "acme-data"
+    assert [e["kid"] for e in doc["entries"]] == [kid]
+
+
+def test_an_owners_trail_from_the_cli(service: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    kid = service.create("acme", actor="ops", scopes=["a"]).record.kid
+    service.update(kid, actor="ops", scopes=["b"])
+    assert cli.main(["audit", "--owner", "acme", "--json"]) == 0
+    doc = json.loads(capfd.readouterr().out)
+    assert [e["action"] for e in doc["entries"]] == ["update", "create"]
+    assert doc["entries"][0]["changes"] == {"scopes": {"from": ["a"], "to": ["b"]}}
+    assert cli.main(["audit", "--owner", "acme", "--limit", "1"]) == 0
+    out = capfd.readouterr().out
+    assert "scopes a -> b" in out and "more: --cursor " in out
+    assert cli.main(["audit", "--owner", "not an owner"]) == cli.EXIT_USAGE

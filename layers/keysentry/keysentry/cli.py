@@ -221,7 +221,9 @@ def _changes_text(changes: dict[str, dict[str, Any]]) -> str:
 def cmd_owner_audit(args: argparse.Namespace, out: Output) -> int:
     """An owner's trail across their keys, newest first, a page at a time."""
     entries, cursor = _service(args).owner_audit(args.owner, limit=args.limit, cursor=args.cursor)
-    rows = [f"{'WHEN':<20}  {'KID':<12}  {'ACTION':<8}  {'FROM':<9}  {'TO':<9}  {'ACTOR':<24}  CHANGES / REASON"]
+    rows = [
+        f"{'WHEN':<20}  {'KID':<12}  {'ACTION':<8}  {'FROM':<9}  {'TO':<9}  {'ACTOR':<24}  CHANGES / REASON"
+    ]
     rows += [
         f"{_iso(e.at):<20}  {e.kid:<12}  {e.action:<8}  {e.from_status or '-':<9}  {e.to_status:<9}  "
         f"{e.actor:<24}  {_changes_text(e.changes) or e.reason}"
@@ -236,7 +238,7 @@ def cmd_owner_audit(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_peppers_status(args: argparse.Namespace, out: Output) -> int:
     """Live keys per pepper version: an old version may leave the secret once it has none."""
-    status = _service(args).pepper_status()
+    status = _service(args).pepper_status(with_kids=args.kids)
     rows = [f"{'VERSION':<8}  {'LIVE KEYS':>9}  NOTE"]
     for v in status["versions"]:
         if v["current"]:
@@ -248,6 +250,7 @@ def cmd_peppers_status(args: argparse.Namespace, out: Output) -> int:
         else:
             note = "no live key: may be removed"
         rows.append(f"{v['version']:<8}  {v['live_keys']:>9}  {note}")
+        rows += [f"          {kid}" for kid in v.get("kids", [])]
     out.emit(status, "\n".join(rows))
     return 0
 
@@ -407,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pepper_status = peppers.add_parser(
         "status", help="live keys per pepper version (when an old one can go)", parents=[common]
+    )
+    pepper_status.add_argument(
+        "--kids", action="store_true", help="list the live keys still under an old version"
     )
     pepper_status.set_defaults(func=cmd_peppers_status)
 

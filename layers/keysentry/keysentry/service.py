@@ -201,23 +201,27 @@ class KeyService:
             raise ValidationError("limit must be between 1 and 1000")
         return self.store.audit_by_owner(model.validate_owner(owner_id), limit=limit, start=cursor)
 
-    def pepper_status(self) -> dict[str, Any]:
-        """Live keys per pepper version, and which old versions no live key needs any more."""
+    def pepper_status(self, *, with_kids: bool = False) -> dict[str, Any]:
+        """Live keys per pepper version, and which old versions no live key needs any more.
+        ``with_kids``: the ids of the live keys still under an old version."""
         peppers = self.peppers.get()
-        counts = self.store.live_pepper_versions()
-        versions = sorted(set(peppers.versions) | set(counts), key=lambda v: (len(v), v))
+        kids = self.store.live_pepper_versions()
+        versions = sorted(set(peppers.versions) | set(kids), key=lambda v: (len(v), v))
+        rows = []
+        for v in versions:
+            row: dict[str, Any] = {
+                "version": v,
+                "live_keys": len(kids.get(v, [])),
+                "current": v == peppers.current,
+                "in_secret": peppers.knows(v),
+            }
+            if with_kids and v != peppers.current:
+                row["kids"] = kids.get(v, [])
+            rows.append(row)
         return {
             "current": peppers.current,
-            "versions": [
-                {
-                    "version": v,
-                    "live_keys": counts.get(v, 0),
-                    "current": v == peppers.current,
-                    "in_secret": peppers.knows(v),
-                }
-                for v in versions
-            ],
-            "removable": [v for v in versions if v != peppers.current and peppers.knows(v) and not counts.get(v)],
+            "versions": rows,
+            "removable": [v for v in versions if v != peppers.current and peppers.knows(v) and v not in kids],
         }
 
     # -- lifecycle

@@ -442,8 +442,8 @@ class KeyStore:
                 if not start:
                     break
 
-    def live_pepper_versions(self) -> dict[str, int]:
-        """How many live keys are hashed under each pepper version. The live keys are the due
+    def live_pepper_versions(self) -> dict[str, list[str]]:
+        """The live keys hashed under each pepper version. The live keys are the due
         index's (sparse: terminal keys leave it), shard by shard: Queries, never a Scan; then
         their ``pepper_version`` by BatchGetItem."""
         kids: list[str] = []
@@ -455,13 +455,13 @@ class KeyStore:
                 ExpressionAttributeValues={":s": _s(str(shard))},
             )
             kids += [item["pk"]["S"] for page in pages for item in page.get("Items", [])]
-        counts: dict[str, int] = {}
+        by_version: dict[str, list[str]] = {}
         live = {str(s) for s in (Status.ACTIVE, Status.ROTATING, Status.SUSPENDED)}
         for start in range(0, len(kids), 100):
             request: Item = {
                 self.table: {
                     "Keys": [{"pk": _s(kid), "sk": _s(KEY_SK)} for kid in kids[start : start + 100]],
-                    "ProjectionExpression": "pepper_version, #st",
+                    "ProjectionExpression": "pk, pepper_version, #st",
                     "ExpressionAttributeNames": {"#st": "status"},
                 }
             }
@@ -473,14 +473,13 @@ class KeyStore:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
                     if item.get("status", {}).get("S") in live:  # it may have ended since the query
-                        version = item["pepper_version"]["S"]
-                        counts[version] = counts.get(version, 0) + 1
+                        by_version.setdefault(item["pepper_version"]["S"], []).append(item["pk"]["S"])
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
             else:
                 raise KeysentryError("DynamoDB left keys unprocessed; try again")
-        return counts
+        return {version: sorted(kids) for version, kids in by_version.items()}
 
     # -- writes
 

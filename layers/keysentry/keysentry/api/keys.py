@@ -116,7 +116,9 @@ def key_audit(kid: Kid) -> dict[str, Any]:
     return {"kid": kid, "entries": [e.as_dict() for e in context.service().audit(kid)]}
 
 
-@router.get("/audit", summary="An owner's audit trail across their keys, newest first, paginated", tags=["keys"])
+@router.get(
+    "/audit", summary="An owner's audit trail across their keys, newest first, paginated", tags=["keys"]
+)
 def owner_audit(
     owner: Annotated[str, Query(min_length=1, max_length=128)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
