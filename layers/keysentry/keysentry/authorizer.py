@@ -30,6 +30,7 @@ from keysentry.store import KeyStore, from_item
 
 USAGE_WRITE_INTERVAL_S: Final = 3600
 REHASH_RETRY_S: Final = 60
+PEPPER_CHECK_S: Final = 1  # how often a request asks the pepper source (which has its own bounded age)
 NEGATIVE_TTL_S: Final = 5.0
 MAX_HEADER_VALUES: Final = 8
 
@@ -318,6 +319,8 @@ class Authorizer:
         self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
+        self._current = ""  # the current pepper version, as of _current_until (wall clock)
+        self._current_until = 0
 
     @classmethod
     def from_env(cls) -> Authorizer:
@@ -485,10 +488,17 @@ class Authorizer:
 
     def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
         """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
+        if (
+            now < self._current_until
+            and record.pepper_version == self._current
+            and now - self._touched.get(record.kid, 0) < USAGE_WRITE_INTERVAL_S
+        ):
+            return  # the common case: used, and recorded, within the hour, under the current pepper
         peppers = self.peppers.get()  # in memory; re-read from Secrets Manager at its bounded age
+        self._current, self._current_until = peppers.current, now + PEPPER_CHECK_S
         rehash = peppers.needs_rehash(record.pepper_version)
         if now - self._touched.get(record.kid, 0) < (REHASH_RETRY_S if rehash else USAGE_WRITE_INTERVAL_S):
-            return  # the common case: used, and recorded, within the hour (a re-hash: tried this minute)
+            return  # recorded within the hour; a re-hash tried within the minute
         last = max(self._touched.get(record.kid, 0), record.last_used_at or 0)
         if not rehash and now - last < USAGE_WRITE_INTERVAL_S:
             self._touched[record.kid] = last  # recorded recently (maybe by another container)
