@@ -169,7 +169,9 @@ def test_the_due_index_is_sparse_and_holds_only_what_is_due(service: Any, clock:
     assert "due_at" not in revoked_item and "due_shard" not in revoked_item
 
 
-def test_touch_records_use_at_most_once_per_window_and_rehashes(service: Any, clock: FakeClock) -> None:
+def test_touch_records_use_at_most_once_per_window_and_a_rehash_is_audited(
+    service: Any, clock: FakeClock
+) -> None:
     issued = service.create("acme", actor="ops")
     store: KeyStore = service.store
     kid = issued.record.kid
@@ -177,9 +179,13 @@ def test_touch_records_use_at_most_once_per_window_and_rehashes(service: Any, cl
     assert not store.touch(kid, clock() + 60, stale_before=clock() + 60 - 3600)
     record = service.get(kid)
     assert record.last_used_at == clock() and record.version == 1
-    assert store.touch(kid, clock(), stale_before=0, rehash=(record.digest, "f" * 64, "2"))
-    assert not store.touch(kid, clock(), stale_before=0, rehash=(record.digest, "0" * 64, "3"))
-    assert service.get(kid).pepper_version == "2"
+    assert store.rehash(record, "f" * 64, "2", clock())
+    assert not store.rehash(record, "0" * 64, "3", clock()), "only from the digest read"
+    rehashed = service.get(kid)
+    assert rehashed.pepper_version == "2" and rehashed.digest == "f" * 64 and rehashed.version == 1
+    entry = store.audit(kid)[-1]
+    assert (entry.action, entry.actor, entry.version) == ("rehash", "keysentry:authorizer", 1)
+    assert entry.changes == {"pepper_version": {"from": "1", "to": "2"}}
 
 
 def test_keys_written_through_the_store_use_the_template_tables(stack: Any) -> None:

@@ -29,6 +29,8 @@ from keysentry.routes import MethodArn, RouteTable, parse_method_arn
 from keysentry.store import KeyStore, from_item
 
 USAGE_WRITE_INTERVAL_S: Final = 3600
+REHASH_RETRY_S: Final = 60
+PEPPER_CHECK_S: Final = 1  # how often a request asks the pepper source (which has its own bounded age)
 NEGATIVE_TTL_S: Final = 5.0
 MAX_HEADER_VALUES: Final = 8
 
@@ -486,13 +488,17 @@ class Authorizer:
         self.test_stages = test_stages
         self._touched: dict[str, float] = {}
         self._contexts: dict[tuple[str, int], dict[str, str | int | bool]] = {}
-        self._current = ""  # the current pepper version, once known
+        self._current = ""  # the current pepper version, as of _current_until (wall clock)
+        self._current_until = 0
 
     @classmethod
     def from_env(cls) -> Authorizer:
         env = os.environ.get
         return cls(
-            KeyStore(env("KEYS_TABLE", "keysentry-keys")),
+            KeyStore(
+                env("KEYS_TABLE", "keysentry-keys"),
+                audit_retention_days=int(env("AUDIT_RETENTION_DAYS", "400") or 400),
+            ),
             PepperSource(env("PEPPER_SECRET_ID", "keysentry/pepper")),
             RouteTable.from_json(env("ROUTE_SCOPES", "{}")),
             cache_ttl=float(env("AUTH_CACHE_TTL", "30") or 30),
@@ -672,27 +678,31 @@ class Authorizer:
     def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
         """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
         if (
-            now - self._touched.get(record.kid, 0) < USAGE_WRITE_INTERVAL_S
+            now < self._current_until
             and record.pepper_version == self._current
+            and now - self._touched.get(record.kid, 0) < USAGE_WRITE_INTERVAL_S
         ):
-            return  # the common case: used, and recorded, within the hour
-        peppers = self.peppers.get()
-        self._current = peppers.current
-        rehash = None
-        if peppers.needs_rehash(record.pepper_version):
-            rehash = (record.digest, peppers.digest(token), peppers.current)
+            return  # the common case: used, and recorded, within the hour, under the current pepper
+        peppers = self.peppers.get()  # in memory; re-read from Secrets Manager at its bounded age
+        self._current, self._current_until = peppers.current, now + PEPPER_CHECK_S
+        rehash = peppers.needs_rehash(record.pepper_version)
+        if now - self._touched.get(record.kid, 0) < (REHASH_RETRY_S if rehash else USAGE_WRITE_INTERVAL_S):
+            return  # recorded within the hour; a re-hash tried within the minute
         last = max(self._touched.get(record.kid, 0), record.last_used_at or 0)
-        if rehash is None and now - last < USAGE_WRITE_INTERVAL_S:
+        if not rehash and now - last < USAGE_WRITE_INTERVAL_S:
             self._touched[record.kid] = last  # recorded recently (maybe by another container)
             return
         self._touched[record.kid] = now
         if len(self._touched) > self.cache.max_entries:
             self._touched.clear()
         try:
-            self.store.touch(record.kid, now, stale_before=now - USAGE_WRITE_INTERVAL_S, rehash=rehash)
+            if rehash:  # audited: action rehash, pepper version from -> to
+                self.store.rehash(record, peppers.digest(token), peppers.current, now)
+            else:
+                self.store.touch(record.kid, now, stale_before=now - USAGE_WRITE_INTERVAL_S)
         except Exception:  # usage tracking never changes the decision
             return
-        if rehash is not None:
+        if rehash:
             self.cache.clear()
 
     # ---------------------------------------------------------------- responses

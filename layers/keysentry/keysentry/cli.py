@@ -101,17 +101,16 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
         public_key_pem=_read_file(args.public_key, "public key"),
         delivery_key_pem=_read_file(args.delivery_key, "delivery key"),
     )
-    _emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
+    emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
     return 0
 
 
-def _emit_issued(out: Output, issued: Any, headline: str) -> None:
-    doc = {**issued.record.public_view(), "key": issued.token}
-    text = f"{headline}\nkey: {issued.token}\n"
-    if issued.signing_secret:
-        doc["signing_secret"] = issued.signing_secret
-        text += f"signing secret: {issued.signing_secret}\n"
-    out.emit(doc, text + "This is the only time the key is shown: store it now.")
+def emit_issued(out: Output, issued: Any, headline: str) -> None:
+    """The one printer for a key as issued (create, rotate, pickup): its document, every secret in it."""
+    doc = issued.document()
+    lines = [headline, f"kid: {doc['kid']}"]
+    lines += [f"{name.replace('_', ' ')}: {doc[name]}" for name in issued.SECRET_FIELDS if doc.get(name)]
+    out.emit(doc, "\n".join([*lines, doc["notice"]]))
 
 
 def cmd_update(args: argparse.Namespace, out: Output) -> int:
@@ -127,16 +126,27 @@ def cmd_update(args: argparse.Namespace, out: Output) -> int:
     ):
         if given is not None:
             changes[field] = [] if given == [""] else given
-    service = _service(args)
-    record = None
-    if args.delivery_key:
-        record = service.set_delivery_key(
-            args.kid, _read_file(args.delivery_key, "delivery key") or "", actor=_actor(args)
-        )
-    if changes or record is None:
-        record = service.update(args.kid, actor=_actor(args), **changes)
+    if args.metadata is not None:
+        changes["metadata"] = _metadata(args.metadata)
+    for field, what in (("public_key", "public key"), ("delivery_key", "delivery key")):
+        if getattr(args, field) is not None:
+            changes[field] = _read_file(getattr(args, field), what) or ""
+    record = _service(args).update(args.kid, actor=_actor(args), **changes)  # all or nothing
     out.emit(record.public_view(), _record_text(record))
     return 0
+
+
+def _metadata(pairs: list[str]) -> dict[str, str]:
+    """``--metadata k=v`` (repeated) as a dict; ``--metadata ''`` for none."""
+    if pairs == [""]:
+        return {}
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ValidationError(f"metadata {pair!r} is not name=value")
+        metadata[name] = value
+    return metadata
 
 
 def cmd_set_public_key(args: argparse.Namespace, out: Output) -> int:
@@ -183,15 +193,12 @@ def cmd_rotate(args: argparse.Namespace, out: Output) -> int:
     issued = _service(args).rotate(
         args.kid, actor=_actor(args), reason=args.reason, grace_days=args.grace_days
     )
-    doc = {**issued.record.public_view(), "key": issued.token}
-    rotated = f"rotated {args.kid}"
+    headline = f"rotated {args.kid}: successor {issued.record.kid}"
     if issued.record.predecessor != args.kid:  # a suspended key whose holder had rotated it already
-        rotated = f"replaced {args.kid} (after its successor {issued.record.predecessor})"
-    out.emit(
-        doc,
-        f"{rotated}: successor {issued.record.kid}\nkey: {issued.token}\n"
-        "This is the only time the key is shown: store it now.",
-    )
+        headline = (
+            f"replaced {args.kid} (after its successor {issued.record.predecessor}): {issued.record.kid}"
+        )
+    emit_issued(out, issued, headline)
     return 0
 
 
@@ -203,6 +210,54 @@ def cmd_audit(args: argparse.Namespace, out: Output) -> int:
         for e in entries
     ]
     out.emit({"kid": args.kid, "entries": [e.as_dict() for e in entries]}, "\n".join(rows))
+    return 0
+
+
+def _changes_text(changes: dict[str, dict[str, Any]]) -> str:
+    def show(value: Any) -> str:
+        if isinstance(value, list):
+            return ",".join(map(str, value)) or "[]"
+        if isinstance(value, dict):
+            return ",".join(f"{k}={v}" for k, v in value.items()) or "{}"
+        return "-" if value is None else str(value)
+
+    return "; ".join(f"{name} {show(c['from'])} -> {show(c['to'])}" for name, c in changes.items())
+
+
+def cmd_owner_audit(args: argparse.Namespace, out: Output) -> int:
+    """An owner's trail across their keys, newest first, a page at a time."""
+    entries, cursor = _service(args).owner_audit(args.owner, limit=args.limit, cursor=args.cursor)
+    rows = [
+        f"{'WHEN':<20}  {'KID':<12}  {'ACTION':<8}  {'FROM':<9}  {'TO':<9}  {'ACTOR':<24}  CHANGES / REASON"
+    ]
+    rows += [
+        f"{_iso(e.at):<20}  {e.kid:<12}  {e.action:<8}  {e.from_status or '-':<9}  {e.to_status:<9}  "
+        f"{e.actor:<24}  {_changes_text(e.changes) or e.reason}"
+        for e in entries
+    ]
+    if cursor:
+        rows.append(f"more: --cursor {cursor}")
+    doc = {"owner": args.owner, "entries": [e.as_dict() for e in entries], "next_cursor": cursor}
+    out.emit(doc, "\n".join(rows))
+    return 0
+
+
+def cmd_peppers_status(args: argparse.Namespace, out: Output) -> int:
+    """Live keys per pepper version: an old version may leave the secret once it has none."""
+    status = _service(args).pepper_status(with_kids=args.kids)
+    rows = [f"{'VERSION':<8}  {'LIVE KEYS':>9}  NOTE"]
+    for v in status["versions"]:
+        if v["current"]:
+            note = "current"
+        elif not v["in_secret"]:
+            note = "NOT IN THE SECRET: these keys cannot verify"
+        elif v["live_keys"]:
+            note = "re-hashed as its keys are used; keep it"
+        else:
+            note = "no live key: may be removed"
+        rows.append(f"{v['version']:<8}  {v['live_keys']:>9}  {note}")
+        rows += [f"          {kid}" for kid in v.get("kids", [])]
+    out.emit(status, "\n".join(rows))
     return 0
 
 
@@ -299,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_create)
 
     update = keys.add_parser(
-        "update", help="change a key's name, scopes, IP rules, rotation days", parents=[common]
+        "update",
+        help="change a key's name, scopes, IP rules, metadata, rotation days, keys (all or nothing)",
+        parents=[common],
     )
     update.add_argument("kid")
     update.add_argument("--name")
@@ -311,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--deny-cidr", action="append", help="replaces the deny list; --deny-cidr '' for none"
     )
     update.add_argument("--rotation-days", type=_positive_int, help="30..90")
+    update.add_argument(
+        "--metadata", action="append", help="name=value; replaces the metadata; --metadata '' for none"
+    )
+    update.add_argument(
+        "--public-key", help="PEM file of the consumer's Ed25519 or RSA key: requires signed requests"
+    )
     update.add_argument("--delivery-key", help="PEM file of an X25519 key scheduled successors are sealed to")
     update.set_defaults(func=cmd_update)
 
@@ -351,6 +414,23 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--reason", default="")
     rotate.add_argument("--grace-days", type=_positive_int, default=None)
     rotate.set_defaults(func=cmd_rotate)
+
+    audit = top.add_parser("audit", help="an owner's audit trail across their keys", parents=[common])
+    audit.add_argument("--owner", required=True)
+    audit.add_argument("--limit", type=_positive_int, default=50)
+    audit.add_argument("--cursor")
+    audit.set_defaults(func=cmd_owner_audit)
+
+    peppers = top.add_parser("peppers", help="the pepper secret", parents=[common]).add_subparsers(
+        dest="command", required=True
+    )
+    pepper_status = peppers.add_parser(
+        "status", help="live keys per pepper version (when an old one can go)", parents=[common]
+    )
+    pepper_status.add_argument(
+        "--kids", action="store_true", help="list the live keys still under an old version"
+    )
+    pepper_status.set_defaults(func=cmd_peppers_status)
 
     rotation = top.add_parser("rotation", help="the scheduled rotation job", parents=[common]).add_subparsers(
         dest="command", required=True

@@ -38,6 +38,18 @@ class Issued:
     token: str = field(repr=False)
     signing_secret: str | None = field(default=None, repr=False)
 
+    NOTICE = "The key is shown once: store it now."
+    SECRET_FIELDS = ("key", "signing_secret")  # the plaintext parts of its document
+
+    def document(self) -> dict[str, Any]:
+        """What its holder is shown, the one time: the public view, the key, an hmac key's signing
+        secret, and the notice. The API's responses and the CLI's output are this document."""
+        doc: dict[str, Any] = {**self.record.public_view(), "key": self.token}
+        if self.signing_secret:
+            doc["signing_secret"] = self.signing_secret
+        doc["notice"] = self.NOTICE
+        return doc
+
 
 @dataclass(frozen=True)
 class SealedSuccessor:
@@ -158,8 +170,7 @@ class KeyService:
 
     def set_public_key(self, kid: str, pem: str, *, actor: str) -> KeyRecord:
         """Register (or replace) the consumer's public key; the key then requires signed requests."""
-        mode, normalised = load_public_key(pem)
-        return self.update(kid, actor=actor, signing=Signing(mode, public_key_pem=normalised))
+        return self.update(kid, actor=actor, public_key=pem)
 
     # -- read
 
@@ -192,6 +203,37 @@ class KeyService:
     def audit(self, kid: str) -> list[AuditEntry]:
         self.get(kid)  # 404 for an unknown kid rather than an empty trail
         return self.store.audit(kid)
+
+    def owner_audit(
+        self, owner_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Every audit entry of an owner's keys, newest first, a page at a time."""
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000")
+        return self.store.audit_by_owner(model.validate_owner(owner_id), limit=limit, start=cursor)
+
+    def pepper_status(self, *, with_kids: bool = False) -> dict[str, Any]:
+        """Live keys per pepper version, and which old versions no live key needs any more.
+        ``with_kids``: the ids of the live keys still under an old version."""
+        peppers = self.peppers.get()
+        kids = self.store.live_pepper_versions()
+        versions = sorted(set(peppers.versions) | set(kids), key=lambda v: (len(v), v))
+        rows = []
+        for v in versions:
+            row: dict[str, Any] = {
+                "version": v,
+                "live_keys": len(kids.get(v, [])),
+                "current": v == peppers.current,
+                "in_secret": peppers.knows(v),
+            }
+            if with_kids and v != peppers.current:
+                row["kids"] = kids.get(v, [])
+            rows.append(row)
+        return {
+            "current": peppers.current,
+            "versions": rows,
+            "removable": [v for v in versions if v != peppers.current and peppers.knows(v) and v not in kids],
+        }
 
     # -- lifecycle
 
@@ -286,6 +328,18 @@ class KeyService:
             pending.append(f"{record.kid}'s pickup copy ({_describe(error)})")
 
     def update(self, kid: str, *, actor: str, **changes: Any) -> KeyRecord:
+        """Change a key's policy, all or nothing: every field is checked before the one conditional
+        write (one version bump, one audit entry). ``public_key`` (Ed25519/RSA) and ``delivery_key``
+        (X25519) are PEM texts; registering a public key makes the key require signed requests."""
+        if not changes:
+            raise ValidationError("nothing to update")
+        if "public_key" in changes:
+            mode, normalised = load_public_key(changes.pop("public_key"))
+            changes["signing"] = Signing(mode, public_key_pem=normalised)
+        if "delivery_key" in changes:
+            from keysentry.envelope import load_delivery_key
+
+            changes["delivery_key"] = load_delivery_key(changes.pop("delivery_key"))
         record = self.get(kid)
         new = model.update(record, now=self.clock(), actor=actor, **changes)
         return self.store.apply(record, new)
@@ -421,9 +475,7 @@ class KeyService:
         self.store.set_pickup(successor_kid, None)
 
     def set_delivery_key(self, kid: str, pem: str, *, actor: str) -> KeyRecord:
-        from keysentry.envelope import load_delivery_key
-
-        return self.update(kid, actor=actor, delivery_key=load_delivery_key(pem))
+        return self.update(kid, actor=actor, delivery_key=pem)
 
     def _transition(self, kid: str, action: Action, *, actor: str, reason: str) -> KeyRecord:
         record = self.get(kid)

@@ -5,18 +5,19 @@ One table, two item kinds under the same partition (``pk`` = kid):
 - audit entries, ``sk = "AUDIT#<at>#<version>"``: written in the same transaction as the change.
 
 Indexes: ``owner-index`` (owner_id, created_at) and the sparse, write-sharded ``due-index``
-(due_shard, due_at) that only live keys carry, so the schedule queries what is due.
+(due_shard, due_at) that only live keys carry, so the schedule queries what is due; the sparse
+``audit-owner-index`` (audit_owner, at) that only audit entries carry, so an owner's trail is a Query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 from keysentry import aws
-from keysentry.errors import ConflictError, KeyNotFoundError
+from keysentry.errors import ConflictError, KeyNotFoundError, KeysentryError
 from keysentry.model import (
     DAY,
     DUE_SHARDS,
@@ -33,6 +34,9 @@ KEY_SK: Final = "KEY"
 AUDIT_PREFIX: Final = "AUDIT#"
 OWNER_INDEX: Final = "owner-index"
 DUE_INDEX: Final = "due-index"
+AUDIT_OWNER_INDEX: Final = "audit-owner-index"
+REHASH_ACTOR: Final = "keysentry:authorizer"
+NEVER_DUE: Final = 99_999_999_999  # a live key the schedule has nothing to do for (suspended, no expiry)
 # Attributes that change outside the lifecycle (usage, one-time pickup): never part of a diff.
 _SIDE_ATTRS: Final = frozenset({"last_used_at", "pickup"})
 
@@ -93,6 +97,8 @@ def to_item(record: KeyRecord) -> Item:
             "M": {"action": _s(c.action), "actor": _s(c.actor), "at": _n(c.at), "reason": _s(c.reason)}
         }
     due = next_due(record)
+    if due is None and record.is_live:
+        due = NEVER_DUE  # every live key is in the due index (peppers status counts them there)
     if due is not None:  # sparse: only live keys are in the due index
         item["due_shard"] = _s(due_shard(record.kid))
         item["due_at"] = _n(due)
@@ -177,10 +183,13 @@ class AuditEntry:
     reason: str
     from_status: str
     to_status: str
+    owner_id: str = ""  # entries written before the owner index carry none
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)  # field -> {"from", "to"}
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kid": self.kid,
+            "owner_id": self.owner_id,
             "at": self.at,
             "version": self.version,
             "action": self.action,
@@ -188,25 +197,104 @@ class AuditEntry:
             "reason": self.reason,
             "from_status": self.from_status,
             "to_status": self.to_status,
+            "changes": self.changes,
         }
+
+
+def fingerprint(pem: str | None) -> str | None:
+    """SHA256:<base64> of a PEM public key's DER (SubjectPublicKeyInfo), as ``ssh-keygen -l`` shows."""
+    if not pem:
+        return None
+    import base64
+    import hashlib
+
+    body = "".join(line.strip() for line in pem.strip().splitlines() if not line.startswith("-----"))
+    digest = hashlib.sha256(base64.b64decode(body)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+# What an audit entry records of a change, old -> new: non-secret fields only. Never the digest,
+# a signing secret's ciphertext, a sealed or pickup successor; public keys by mode and fingerprint.
+AUDITED_FIELDS: Final[dict[str, Callable[[KeyRecord], Any]]] = {
+    "name": lambda r: r.name,
+    "scopes": lambda r: list(r.scopes),
+    "allow_cidrs": lambda r: list(r.allow_cidrs),
+    "deny_cidrs": lambda r: list(r.deny_cidrs),
+    "metadata": lambda r: dict(r.metadata),
+    "rotation_days": lambda r: r.rotation_days,
+    "rotate_after": lambda r: r.rotate_after,
+    "expires_at": lambda r: r.expires_at,
+    "signing_mode": lambda r: r.signing.mode,
+    "public_key": lambda r: fingerprint(r.signing.public_key_pem),
+    "delivery_key": lambda r: fingerprint(r.delivery_key),
+    "pepper_version": lambda r: r.pepper_version,
+}
+
+
+def audit_changes(old: KeyRecord | None, new: KeyRecord) -> dict[str, dict[str, Any]]:
+    """{field: {"from": old, "to": new}} for each audited field the change altered."""
+    if old is None:
+        return {}
+    changes = {}
+    for name, read in AUDITED_FIELDS.items():
+        before, after = read(old), read(new)
+        if before != after:
+            changes[name] = {"from": before, "to": after}
+    return changes
+
+
+def _audit_entry_item(
+    *,
+    kid: str,
+    owner_id: str,
+    at: int,
+    version: int,
+    action: str,
+    actor: str,
+    reason: str,
+    from_status: str,
+    to_status: str,
+    changes: dict[str, dict[str, Any]],
+    retention_days: int,
+    suffix: str = "",
+) -> Item:
+    import json
+
+    item = {
+        "pk": _s(kid),
+        "sk": _s(f"{AUDIT_PREFIX}{at:012d}#{version:08d}{suffix}"),
+        "kid": _s(kid),
+        "audit_owner": _s(owner_id),  # the owner index's key: not owner_id, so the owner-index skips it
+        "at": _n(at),
+        "version": _n(version),
+        "action": _s(action),
+        "actor": _s(actor),
+        "reason": _s(reason),
+        "from_status": _s(from_status),
+        "to_status": _s(to_status),
+        "ttl": _n(at + retention_days * DAY),
+    }
+    if changes:
+        item["changes"] = _s(json.dumps(changes, sort_keys=True, separators=(",", ":")))
+    return item
 
 
 def audit_item(old: KeyRecord | None, new: KeyRecord, retention_days: int) -> Item:
     change = new.last_change
     assert change is not None, "every write carries its change"
-    return {
-        "pk": _s(new.kid),
-        "sk": _s(f"{AUDIT_PREFIX}{change.at:012d}#{new.version:08d}"),
-        "kid": _s(new.kid),
-        "at": _n(change.at),
-        "version": _n(new.version),
-        "action": _s(change.action),
-        "actor": _s(change.actor),
-        "reason": _s(change.reason),
-        "from_status": _s(str(old.status) if old else ""),
-        "to_status": _s(str(new.status)),
-        "ttl": _n(change.at + retention_days * DAY),
-    }
+    return _audit_entry_item(
+        kid=new.kid,
+        owner_id=new.owner_id,
+        at=change.at,
+        version=new.version,
+        action=change.action,
+        actor=change.actor,
+        reason=change.reason,
+        from_status=str(old.status) if old else "",
+        to_status=str(new.status),
+        changes=audit_changes(old, new),
+        retention_days=retention_days,
+    )
 
 
 def access_audit_item(
@@ -221,6 +309,7 @@ def access_audit_item(
         "pk": _s(record.kid),
         "sk": _s(f"{AUDIT_PREFIX}{at:012d}#{record.version:08d}#{action}#{secrets.token_hex(4)}"),
         "kid": _s(record.kid),
+        "audit_owner": _s(record.owner_id),  # on the owner's trail too
         "at": _n(at),
         "version": _n(record.version),
         "action": _s(action),
@@ -233,6 +322,8 @@ def access_audit_item(
 
 
 def _audit_from_item(item: Item) -> AuditEntry:
+    import json
+
     return AuditEntry(
         kid=item["kid"]["S"],
         at=int(item["at"]["N"]),
@@ -242,6 +333,8 @@ def _audit_from_item(item: Item) -> AuditEntry:
         reason=item.get("reason", {}).get("S", ""),
         from_status=item.get("from_status", {}).get("S", ""),
         to_status=item.get("to_status", {}).get("S", ""),
+        owner_id=item.get("audit_owner", {}).get("S", ""),
+        changes=json.loads(item["changes"]["S"]) if "changes" in item else {},
     )
 
 
@@ -381,6 +474,29 @@ class KeyStore:
             entries.extend(_audit_from_item(i) for i in page.get("Items", []))
         return entries
 
+    def audit_by_owner(
+        self, owner_id: str, *, limit: int = 50, start: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        """An owner's trail across all their keys, newest first: one Query on the owner audit index."""
+        kwargs: Item = {
+            "TableName": self.table,
+            "IndexName": AUDIT_OWNER_INDEX,
+            "KeyConditionExpression": "audit_owner = :o",
+            "ExpressionAttributeValues": {":o": _s(owner_id)},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start:
+            key = _decode_cursor(start, _AUDIT_OWNER_CURSOR)
+            if key["audit_owner"] != _s(owner_id):
+                from keysentry.errors import ValidationError
+
+                raise ValidationError("invalid pagination cursor")
+            kwargs["ExclusiveStartKey"] = key
+        response = self.client.query(**kwargs)
+        entries = [_audit_from_item(i) for i in response.get("Items", [])]
+        return entries, _encode_cursor(response.get("LastEvaluatedKey"))
+
     def due(self, now: int, *, per_shard: int = 100) -> Iterator[str]:
         """Kids whose next action time has come, shard by shard: a Query each, never a Scan."""
         for shard in range(DUE_SHARDS):
@@ -401,6 +517,45 @@ class KeyStore:
                 start = response.get("LastEvaluatedKey")
                 if not start:
                     break
+
+    def live_pepper_versions(self) -> dict[str, list[str]]:
+        """The live keys hashed under each pepper version. The live keys are the due
+        index's (sparse: terminal keys leave it), shard by shard: Queries, never a Scan; then
+        their ``pepper_version`` by BatchGetItem."""
+        kids: list[str] = []
+        for shard in range(DUE_SHARDS):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_shard = :s",
+                ExpressionAttributeValues={":s": _s(str(shard))},
+            )
+            kids += [item["pk"]["S"] for page in pages for item in page.get("Items", [])]
+        by_version: dict[str, list[str]] = {}
+        live = {str(s) for s in (Status.ACTIVE, Status.ROTATING, Status.SUSPENDED)}
+        for start in range(0, len(kids), 100):
+            request: Item = {
+                self.table: {
+                    "Keys": [{"pk": _s(kid), "sk": _s(KEY_SK)} for kid in kids[start : start + 100]],
+                    "ProjectionExpression": "pk, pepper_version, #st",
+                    "ExpressionAttributeNames": {"#st": "status"},
+                }
+            }
+            for attempt in range(10):
+                if attempt:  # unprocessed keys: back off, as DynamoDB asks
+                    import time
+
+                    time.sleep(min(1.0, 0.05 * 2**attempt))
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    if item.get("status", {}).get("S") in live:  # it may have ended since the query
+                        by_version.setdefault(item["pepper_version"]["S"], []).append(item["pk"]["S"])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise KeysentryError("DynamoDB left keys unprocessed; try again")
+        return {version: sorted(kids) for version, kids in by_version.items()}
 
     # -- writes
 
@@ -474,25 +629,13 @@ class KeyStore:
             old.kid,
         )
 
-    def touch(
-        self, kid: str, now: int, *, stale_before: int, rehash: tuple[str, str, str] | None = None
-    ) -> bool:
-        """Record use (``last_used_at``), at most once per window; re-hash under a new pepper.
-
-        Not a lifecycle change: no version bump, no audit entry. ``rehash`` is
-        (old digest, new digest, new pepper version) and only applies if the digest is unchanged.
-        """
+    def touch(self, kid: str, now: int, *, stale_before: int) -> bool:
+        """Record use (``last_used_at``), at most once per window. Not a lifecycle change: no
+        version bump, no audit entry (a re-hash is :meth:`rehash`)."""
         names = {"#lu": "last_used_at"}
         values: Item = {":now": _n(now), ":stale": _n(stale_before)}
         expression = "SET #lu = :now"
         condition = "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu < :stale)"
-        if rehash is not None:
-            old_digest, new_digest, pepper_version = rehash
-            names.update({"#d": "digest", "#pv": "pepper_version"})
-            values.update({":old": _s(old_digest), ":new": _s(new_digest), ":pv": _s(pepper_version)})
-            expression += ", #d = :new, #pv = :pv"
-            condition = "attribute_exists(pk) AND #d = :old"
-            del values[":stale"]
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -506,6 +649,72 @@ class KeyStore:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+        return True
+
+    def rehash(self, record: KeyRecord, digest: str, pepper_version: str, now: int) -> bool:
+        """Re-hash ``record`` under ``pepper_version`` (and record its use), with an audit entry
+        (action ``rehash``, pepper version from -> to), in one transaction. Only if the stored
+        digest is still the one read: of racing containers one wins, the others change nothing.
+
+        Not a lifecycle change: no version bump, so no alert and no conflict with an operator's change.
+        Two updates (an update creates the audit item): the authorizer needs no PutItem on the table.
+        """
+        entry = _audit_entry_item(
+            kid=record.kid,
+            owner_id=record.owner_id,
+            at=now,
+            version=record.version,
+            action="rehash",
+            actor=REHASH_ACTOR,
+            reason=f"re-hashed on use under pepper version {pepper_version}",
+            from_status=str(record.status),
+            to_status=str(record.status),
+            changes={"pepper_version": {"from": record.pepper_version, "to": pepper_version}},
+            retention_days=self.audit_retention_days,
+            suffix="#rehash",
+        )
+        audit_attrs = {k: v for k, v in entry.items() if k not in ("pk", "sk")}
+        try:
+            self._transact(
+                [
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": _s(record.kid), "sk": _s(KEY_SK)},
+                            "UpdateExpression": "SET #d = :new, #pv = :pv, #lu = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND #d = :old AND #pv = :oldpv",
+                            "ExpressionAttributeNames": {
+                                "#d": "digest",
+                                "#pv": "pepper_version",
+                                "#lu": "last_used_at",
+                            },
+                            "ExpressionAttributeValues": {
+                                ":new": _s(digest),
+                                ":old": _s(record.digest),
+                                ":pv": _s(pepper_version),
+                                ":oldpv": _s(record.pepper_version),
+                                ":now": _n(now),
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": entry["pk"], "sk": entry["sk"]},
+                            "UpdateExpression": "SET "
+                            + ", ".join(f"#a{i} = :a{i}" for i in range(len(audit_attrs))),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "ExpressionAttributeNames": {f"#a{i}": k for i, k in enumerate(audit_attrs)},
+                            "ExpressionAttributeValues": {
+                                f":a{i}": v for i, v in enumerate(audit_attrs.values())
+                            },
+                        }
+                    },
+                ],
+                record.kid,
+            )
+        except ConflictError:
+            return False
         return True
 
     def claim_pickup(self, kid: str, ciphertext: str, audit: Item | None = None) -> bool:
@@ -593,6 +802,7 @@ def _encode_cursor(key: Item | None) -> str | None:
 # The attributes (and their DynamoDB types) of a LastEvaluatedKey: the table's key, plus the index's.
 _TABLE_CURSOR: Final = {"pk": "S", "sk": "S"}
 _OWNER_CURSOR: Final = {**_TABLE_CURSOR, "owner_id": "S", "created_at": "N"}
+_AUDIT_OWNER_CURSOR: Final = {**_TABLE_CURSOR, "audit_owner": "S", "at": "N"}
 _CURSOR_MAX_S: Final = 1024
 
 

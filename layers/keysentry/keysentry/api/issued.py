@@ -14,15 +14,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
 from keysentry.service import Issued
 
-SECRET_FIELDS = ("key", "signing_secret")
+SECRET_FIELDS = Issued.SECRET_FIELDS
 
 
 def issued_body(issued: Issued) -> dict[str, Any]:
-    body: dict[str, Any] = {**issued.record.public_view(), "key": issued.token}
-    if issued.signing_secret:
-        body["signing_secret"] = issued.signing_secret
-    body["notice"] = "The key is shown once: store it now."
-    return body
+    return issued.document()
 
 
 class SealedResponseSerializer(BaseIdempotencySerializer):

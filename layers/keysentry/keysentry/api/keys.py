@@ -75,16 +75,9 @@ def get_key(kid: Kid) -> dict[str, Any]:
     tags=["keys"],
 )
 def update_key(kid: Kid, body: Annotated[UpdateKey, Body()]) -> dict[str, Any]:
+    """Every given field is checked before anything is written: one change, or none."""
     changes = body.model_dump(exclude_none=True)
-    svc = context.service()
-    record = None
-    if "public_key" in changes:
-        record = svc.set_public_key(kid, changes.pop("public_key"), actor=actor())
-    if "delivery_key" in changes:
-        record = svc.set_delivery_key(kid, changes.pop("delivery_key"), actor=actor())
-    if changes or record is None:
-        record = svc.update(kid, actor=actor(), **changes)
-    return record.public_view()
+    return context.service().update(kid, actor=actor(), **changes).public_view()
 
 
 @router.post(
@@ -122,6 +115,18 @@ def revoke_key(kid: Kid, body: Annotated[RequiredReason, Body()]) -> dict[str, A
 @router.get("/keys/<kid>/audit", summary="The key's audit trail", tags=["keys"])
 def key_audit(kid: Kid) -> dict[str, Any]:
     return {"kid": kid, "entries": [e.as_dict() for e in context.service().audit(kid)]}
+
+
+@router.get(
+    "/audit", summary="An owner's audit trail across their keys, newest first, paginated", tags=["keys"]
+)
+def owner_audit(
+    owner: Annotated[str, Query(min_length=1, max_length=128)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> dict[str, Any]:
+    entries, next_cursor = context.service().owner_audit(owner, limit=limit, cursor=cursor)
+    return {"owner": owner, "entries": [e.as_dict() for e in entries], "next_cursor": next_cursor}
 
 
 @router.get(
