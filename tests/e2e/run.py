@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.integration.authz_helpers import iam_effect
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 VENV_BIN = Path(sys.executable).parent
@@ -83,10 +85,23 @@ def wait_port(port: int, seconds: float) -> bool:
 # ---------------------------------------------------------------- set-up
 
 
+def local_template(text: str, arch: str) -> str:
+    """template.yaml as SAM CLI can emulate it: this machine's architecture, and without the source
+    address among the sample API's identity sources (SAM CLI looks ``identity.sourceIp`` up as one flat
+    key of the request context, finds nothing and answers 401 without calling the authorizer;
+    API Gateway reads it)."""
+    lines = [
+        line
+        for line in text.replace("arm64", arch).splitlines()
+        if "Context: [identity.sourceIp]" not in line
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def build() -> None:
     """sam build of template.yaml, for this machine's architecture (the template targets arm64)."""
     arch = "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64"
-    TEMPLATE.write_text((ROOT / "template.yaml").read_text().replace("arm64", arch))
+    TEMPLATE.write_text(local_template((ROOT / "template.yaml").read_text(), arch))
     env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.13.0"), "SAM_CLI_TELEMETRY": "0"}
     started_at = time.monotonic()
     done = run([SAM, "build", "-t", str(TEMPLATE), "--build-dir", str(BUILD_DIR)], env=env)
@@ -184,14 +199,17 @@ def event_with(name: str, token: str | None = None, kid: str | None = None) -> d
     return doc
 
 
-def effect(response: dict[str, Any] | None) -> str:
+def effect(response: dict[str, Any] | None, event: dict[str, Any]) -> str:
+    """What API Gateway does with the answer for this request: a policy is evaluated as IAM does,
+    for the request's own ARN (an explicit Deny wins, then an Allow)."""
     if not response:
         return "none"
     if "errorMessage" in response:
         return str(response["errorMessage"])
     if "isAuthorized" in response:
         return "Allow" if response["isAuthorized"] else "Deny"
-    return str(response["policyDocument"]["Statement"][0]["Effect"])
+    arn = str(event.get("methodArn") or event.get("routeArn") or "")
+    return iam_effect(response["policyDocument"], arn)
 
 
 def invocations(env: dict[str, str]) -> None:
@@ -223,12 +241,10 @@ def invocations(env: dict[str, str]) -> None:
         ("authorizer_rest_request_missing_key", "Unauthorized"),
         ("authorizer_http_v2_simple", "Allow"),
     ):
-        response, log = invoke("AuthorizerFunction", event_with(name, token))
-        step(
-            f"AuthorizerFunction {name}",
-            effect(response) == expected,
-            f"-> {effect(response)}" if effect(response) == expected else log[-1500:],
-        )
+        event = event_with(name, token)
+        response, log = invoke("AuthorizerFunction", event)
+        got = effect(response, event)
+        step(f"AuthorizerFunction {name}", got == expected, f"-> {got}" if got == expected else log[-1500:])
     response, log = invoke("ApiFunction", event_with("api_get_key", kid=kid))
     ok = bool(response) and response.get("statusCode") == 200 and json.loads(response["body"])["kid"] == kid  # type: ignore[union-attr]
     step("ApiFunction api_get_key", ok, "-> 200" if ok else log[-1500:])
