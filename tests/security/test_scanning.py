@@ -3,6 +3,7 @@ passes the offline checks) and the optional AWS WAF rate limit that caps it per 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -71,7 +72,11 @@ def test_a_made_up_key_with_a_computed_checksum_costs_one_getitem_then_is_negati
 def test_the_optional_waf_rate_limit_covers_both_api_stages_and_is_off_by_default() -> None:
     doc = template()
     parameter = doc["Parameters"]["RateLimitPerIp"]
-    assert parameter["Default"] == 0 and parameter["MinValue"] == 0
+    assert parameter["Default"] == "0"
+    # CloudFormation refuses what WAF would refuse at deploy time (a limit under 10), before any change
+    allowed = re.compile(parameter["AllowedPattern"])
+    assert [v for v in ("0", "10", "100", "2000000") if allowed.fullmatch(v)] == ["0", "10", "100", "2000000"]
+    assert not [v for v in ("1", "9", "-1", "01", "1e3", "") if allowed.fullmatch(v)]
     assert doc["Conditions"]["HasRateLimit"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "RateLimitPerIp"}, "0"]}]
     }
