@@ -148,3 +148,65 @@ def test_an_unreachable_endpoint_is_a_clear_error(tmp_path: Any, stack: Any) -> 
     assert done.returncode == 5
     assert "cannot reach the AWS endpoint" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _keysentry(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    bin_dir = os.path.dirname(sys.executable)
+    return subprocess.run(  # noqa: S603
+        [os.path.join(bin_dir, "keysentry"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **kwargs,
+    )
+
+
+def test_local_up_on_a_port_in_use_says_so_and_exits(tmp_path: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _keysentry(
+            [
+                "local",
+                "up",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--env-file",
+                str(tmp_path / "x.json"),
+            ],
+            dict(os.environ),
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_configuration_mistakes_are_one_line_errors_never_a_traceback(tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
+    bad_endpoint = _keysentry(["keys", "show", "AAAAAAAAAAAA"], {**env, "AWS_ENDPOINT_URL": "notaurl"})
+    assert bad_endpoint.returncode == 5 and "Invalid endpoint" in bad_endpoint.stderr
+    missing = _keysentry(["local", "up", "--template", str(tmp_path / "nope.yaml")], env)
+    assert missing.returncode == 2 and "No such file" in missing.stderr
+    for done in (bad_endpoint, missing):
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(stack: Any, monkeypatch: Any, capfd: Any) -> None:
+    from keysentry import cli
+
+    assert cli.main(["keys", "create", "--owner", "acme", "--scope", "prices:read"]) == 0
+    read, write = os.pipe()
+    os.close(read)  # like `| head` having read what it wanted
+    with open(write, "w") as pipe:
+        monkeypatch.setattr(sys, "stdout", pipe)
+        code = cli.main(["keys", "list", "--owner", "acme"])
+        monkeypatch.undo()
+    assert code == 141
+    assert "Traceback" not in capfd.readouterr().err

@@ -438,7 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = rotation.add_parser(
         "run", help="run the job once (what the schedule does hourly)", parents=[common]
     )
-    run.add_argument("--now", help="pretend it is this ISO-8601 time (try schedules without waiting)")
+    run.add_argument(
+        "--now",
+        help="pretend it is this ISO-8601 time (for a local stack: against a real table, a time in the "
+        "future really rotates, expires and ends grace windows early)",
+    )
     run.set_defaults(func=cmd_rotation_run)
 
     local = top.add_parser("local", help="the local stack on moto", parents=[common]).add_subparsers(
@@ -474,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(args.json)
     try:
         code: int = args.func(args, out)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
         return code
     except KeyNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -502,6 +507,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_AWS
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a pipe's writer does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as error:  # a file named on the command line (a PEM, a template) cannot be read
+        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        if str(error).startswith("Invalid endpoint"):  # botocore's check of AWS_ENDPOINT_URL
+            print(f"error: {error} (check AWS_ENDPOINT_URL)", file=sys.stderr)
+            return EXIT_AWS
+        raise
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import signal
+import socket
 import threading
 from pathlib import Path
 
 from keysentry import aws
+from keysentry.errors import ConfigurationError
 from keysentry.local import REGION, load_template, provision, sam_env_vars
 
 
@@ -25,6 +28,9 @@ def run_local(
 ) -> int:
     from moto.server import ThreadedMotoServer
 
+    loaded = load_template(template)  # a missing or broken template fails before anything starts
+    _check_free(host, port)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request on the terminal
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     endpoint = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
@@ -38,7 +44,7 @@ def run_local(
     )
     aws.reset()
     try:
-        stack = provision(load_template(template))
+        stack = provision(loaded)
     except Exception:
         server.stop()
         raise
@@ -73,3 +79,15 @@ def run_local(
     finally:
         server.stop()
     return 0
+
+
+def _check_free(host: str, port: int) -> None:
+    """The server binds in a thread of its own, where a port in use would only be printed: refuse here."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} ({error.strerror}): choose another port with --port"
+            ) from None
