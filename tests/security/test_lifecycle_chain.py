@@ -382,6 +382,18 @@ def test_an_expiry_out_of_bounds_is_refused_clearly(lambda_context: Any, body: d
     assert not [i for i in all_items_keys() if i["sk"]["S"] == "KEY"]
 
 
+@pytest.mark.parametrize("value", [True, False, 7200.5])
+def test_an_expiry_of_the_wrong_type_is_refused_as_such(lambda_context: Any, value: Any) -> None:
+    status, doc = call(
+        "api_create_key",
+        lambda_context,
+        body={"owner": "acme", "expires_in": value},
+        headers={"Idempotency-Key": ""},
+    )
+    assert status == 422 and "expires_in" in json.dumps(doc), doc  # not taken as 1 or 0 seconds
+    assert "minute" not in json.dumps(doc)
+
+
 def all_items_keys() -> list[dict[str, Any]]:
     from keysentry.settings import Settings
 

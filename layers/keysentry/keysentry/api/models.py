@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class _Body(BaseModel):
@@ -19,13 +19,13 @@ class CreateKey(_Body):
     deny_cidrs: list[str] = Field(default_factory=list, max_length=100)
     rotation_days: int | None = Field(default=None, ge=30, le=90)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
-    expires_in: int | str | None = Field(
+    expires_in: StrictInt | StrictStr | None = Field(  # strict: `true` is not one second
         default=None,
         description=(
-            "Lifetime: seconds, or an ISO 8601 duration (PT30M, PT2H, P7D); at least a minute, at most "
-            "MaxLifetimeDays. Instead of expires_in_days."
+            "Lifetime: seconds, a short duration (30m, 2h, 7d) or an ISO 8601 duration (PT30M, PT2H, "
+            "P7D); at least a minute, at most MaxLifetimeDays. Instead of expires_in_days."
         ),
-        examples=[7200, "PT2H", "P7D"],
+        examples=[7200, "2h", "PT2H", "P7D"],
     )
     env: Literal["live", "test"] = "live"
     metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
