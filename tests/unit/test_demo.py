@@ -20,7 +20,7 @@ def test_the_demo_runs_the_lifecycle_end_to_end(
         "-> deny (status_revoked)",
         "-> unauthorized (malformed_key)",
         "resume refused: cannot resume key",
-        "a second pickup gets: None",
+        "a second pickup gets nothing",
         "the old key during grace -> allow",
         "the old key after grace -> deny (status_expired)",
         "the successor -> allow",

@@ -191,7 +191,10 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         picked = service.pick_up_successor(prices.record.kid)
         if isinstance(picked, Issued):
             print(f"   acme picks up its successor once (KMS-encrypted until now): {_short(picked.token)}")
-        print(f"   a second pickup gets: {service.pick_up_successor(prices.record.kid)}")
+        again = service.pick_up_successor(prices.record.kid)
+        print(
+            f"   a second pickup gets {'nothing: the copy was erased as it was read' if again is None else again}"
+        )
         old = authorizer.decide(_request(prices.token, "GET", "/v1/prices/BTC", "203.0.113.10"))
         print(f"   the old key during grace -> {old.outcome.value}")
         clock.now = prices.record.created_at + 97 * DAY
@@ -210,15 +213,12 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         for step in steps or []:
             step(ctx)
 
-        _say(f"The audit trail of {prices.record.kid}")
-        for e in service.audit(prices.record.kid):
-            print(
-                f"   v{e.version} {e.action:<8} {e.from_status or '-':>9} -> {e.to_status:<9} by {e.actor}: {e.reason}"
-            )
-        _say(f"The audit trail of {orders.record.kid}")
-        for e in service.audit(orders.record.kid):
-            print(
-                f"   v{e.version} {e.action:<8} {e.from_status or '-':>9} -> {e.to_status:<9} by {e.actor}: {e.reason}"
-            )
+        for kid in (prices.record.kid, orders.record.kid):
+            _say(f"The audit trail of {kid}")
+            for e in service.audit(kid):
+                why = f": {e.reason}" if e.reason else ""
+                print(
+                    f"   v{e.version} {e.action:<8} {e.from_status or '-':>9} -> {e.to_status:<9} by {e.actor}{why}"
+                )
     print("\ndone.")
     return 0
