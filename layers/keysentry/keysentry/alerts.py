@@ -4,7 +4,8 @@
 - :class:`AlertPublisher` sends events to the SNS topic (PublishBatch, with message attributes
   for filter policies) and the EventBridge bus (PutEvents), 10 at a time, retrying the entries a
   batch call reports as failed.
-- :class:`CacheFlusher` flushes the REST stage's authorizer cache on a revoke, suspension or leak,
+- :class:`CacheFlusher` flushes the REST stage's authorizer cache on every change that can narrow
+  what a key may do (revoke, suspension, leak, expiry, policy change, rotation: :data:`FLUSH_ON`),
   and :class:`FlushScheduler` sends the second flush to the delay queue: a warm authorizer container
   may still allow from memory for up to its TTL and refill the stage's cache, so the stage is flushed
   again once that TTL (plus a margin) has passed. :class:`DelayedFlush` is that queue's consumer.
@@ -57,7 +58,11 @@ _BY_ACTION: Final = {
     Action.REMIND: "rotation_due_soon",
     Action.UPDATE: "policy_changed",
 }
-FLUSH_ON: Final = frozenset({"revoked", "suspended", "leaked"})
+# Every change that can narrow what a key may do: API Gateway's cached Allow would otherwise outlive
+# it by up to the stage's TTL. A policy change may remove scopes, add a denied range or require
+# signed requests; a rotation may end the predecessor at once (no grace). Only a creation, a resume
+# and a reminder never narrow.
+FLUSH_ON: Final = frozenset({"revoked", "suspended", "leaked", "expired", "policy_changed", "rotated"})
 REFLUSH_MARGIN_S: Final = 5  # past the container TTL: clock granularity, a GetItem in flight
 MAX_QUEUE_DELAY_S: Final = 900  # SQS DelaySeconds' ceiling
 _POLICY_FIELDS: Final = ("name", "scopes", "allow_cidrs", "deny_cidrs", "metadata", "rotation_days")
