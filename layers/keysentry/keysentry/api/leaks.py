@@ -11,6 +11,12 @@ match that names a real key is remembered (in the nonce table, by the token's SH
 of the match's type, url and source, never the token) for as long as the key can be live: a
 replay answers as the first delivery did and changes nothing, so a key its owner resumed stays
 resumed. A new sighting of the same token (another url or source) acts again.
+
+A remembered report is ``pending`` until its action (the walk of the key's chain) has completed,
+then ``done``. An invocation killed midway (a Lambda timeout) leaves it ``pending``: GitHub's
+redelivery, once the report has been pending longer than the API function may run, acts again
+(the walk is idempotent: a key already suspended as leaked is not changed again). Only a ``done``
+report is a replay.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ KEYS_MAX_AGE_S = 300  # a refreshed keys document is used within five minutes
 MATCH_FIELDS = ("token", "type", "url", "source")
 SEEN_PREFIX = "github-report#"
 SEEN_WITHOUT_EXPIRY_S = 3650 * DAY  # a key with no expiry: the longest lifetime a key may be given
+# A pending report older than this was left by an invocation that cannot still be running: the
+# ApiFunction's Timeout in template.yaml (15 s), plus a margin. Keep it at least that Timeout.
+PENDING_AFTER_S = 20
+PENDING, DONE = "pending", "done"
 
 
 @cache
@@ -96,8 +106,9 @@ def _seen_key(match: dict[str, str]) -> str:
 
 
 def _first_sighting(svc: KeyService, seen: str, record: KeyRecord) -> bool:
-    """Remember a report (a conditional put) until its key can no longer be live: False if it was
-    already remembered, i.e. this delivery is a replay."""
+    """Remember a report as ``pending`` (a conditional put) until its key can no longer be live:
+    False if it is already remembered as done (a replay), or as pending by a delivery that may still
+    be running. A report pending for longer than any invocation runs was abandoned: it acts again."""
     from botocore.exceptions import ClientError
 
     now = svc.clock()
@@ -105,14 +116,35 @@ def _first_sighting(svc: KeyService, seen: str, record: KeyRecord) -> bool:
     try:
         svc.store.client.put_item(
             TableName=svc.settings.nonce_table,
-            Item={"pk": {"S": seen}, "expires_at": {"N": str(max(until, now + DAY))}},
-            ConditionExpression="attribute_not_exists(pk)",
+            Item={
+                "pk": {"S": seen},
+                "expires_at": {"N": str(max(until, now + DAY))},
+                "state": {"S": PENDING},
+                "started_at": {"N": str(now)},
+            },
+            ConditionExpression="attribute_not_exists(pk) OR (#state = :pending AND started_at < :abandoned)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":pending": {"S": PENDING},
+                ":abandoned": {"N": str(now - PENDING_AFTER_S)},
+            },
         )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
         raise
     return True
+
+
+def _done(svc: KeyService, seen: str) -> None:
+    """The report's action completed: from now on a delivery of it is a replay."""
+    svc.store.client.update_item(
+        TableName=svc.settings.nonce_table,
+        Key={"pk": {"S": seen}},
+        UpdateExpression="SET #state = :done REMOVE started_at",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={":done": {"S": DONE}},
+    )
 
 
 def _forget(svc: KeyService, seen: str) -> None:
@@ -149,6 +181,7 @@ def _label(match: dict[str, str]) -> str:
     except Exception:
         _forget(svc, seen)  # the next delivery of this report acts
         raise
+    _done(svc, seen)
     return "true_positive"
 
 
