@@ -23,6 +23,9 @@ from keysentry.store import MAX_CHAIN, AuditEntry, KeyStore, access_audit_item, 
 
 Clock = Callable[[], int]
 REVOKE_ATTEMPTS = 5
+# At most this many keys minted by holders (or the schedule) since the owner last issued one: a
+# self-rotation past it is refused, so a chain walk (suspend, revoke, leak) stays far under MAX_CHAIN.
+MAX_HOLDER_CHAIN = 50
 
 
 def system_clock() -> int:
@@ -279,13 +282,18 @@ class KeyService:
         chain_reason = f"{action} of {kid}" + (f": {reason}" if reason else "")
         current: KeyRecord | None = record
         seen = {kid}
-        while current is not None and len(seen) <= MAX_CHAIN:
+        while current is not None:
             try:
                 successor = self.store.next_in_chain(current)
             except Exception as error:  # unreadable: the rest of the chain is out of reach
                 pending.append(f"{current.successor} ({_describe(error)}) and any after it")
                 break
             if successor is None or successor.kid in seen:
+                break
+            if len(seen) > MAX_CHAIN:  # never a silent success: say what may still be live
+                pending.append(
+                    f"{successor.kid} and any after it (beyond the {MAX_CHAIN}-key walk: act on it by kid)"
+                )
                 break
             seen.add(successor.kid)
             current = successor
@@ -354,7 +362,7 @@ class KeyService:
         """
         record = self.get(kid)
         if record.status is Status.SUSPENDED and record.successor:
-            chain = self.store.chain(record)
+            chain = self.store.chain(record, action="suspend")
             tip = chain[-1] if chain else record
             if tip.successor:
                 raise TransitionError(kid, "replace", f"already replaced (successor {tip.successor})")
@@ -372,9 +380,32 @@ class KeyService:
         """The key's holder mints its successor: only with the scope for it, never under a leak report."""
         record = self.get(kid)
         model.check_self_rotation(record)
+        self._check_holder_chain(record)
         return self.rotate_record(
             record, actor=f"key:{kid}", reason="rotated by its holder", issued_by=IssuedBy.HOLDER
         )
+
+    def _check_holder_chain(self, record: KeyRecord) -> None:
+        """Refuse a self-rotation when MAX_HOLDER_CHAIN keys were already minted (by holders or the
+        schedule) since the owner last issued one: a suspension, revocation or leak report walks the
+        whole chain, and that walk must stay far under MAX_CHAIN."""
+        links, current = 0, record
+        while links < MAX_HOLDER_CHAIN and current.predecessor:
+            minted_by = current.issued_by or self.store._minted_by(current.kid)  # None: an old record
+            if minted_by is IssuedBy.OWNER:
+                break
+            previous = self.store.get_item(current.predecessor)
+            if previous is None:
+                break
+            links, current = links + 1, from_item(previous)
+        if links >= MAX_HOLDER_CHAIN:
+            raise TransitionError(
+                record.kid,
+                "rotate",
+                f"{MAX_HOLDER_CHAIN} keys have been minted in this chain since its owner last issued one "
+                f"(at most {MAX_HOLDER_CHAIN}, so that a suspension, revocation or leak report reaches them "
+                f"all): its owner can rotate it (POST /keys/{record.kid}/rotate) to start a new chain",
+            )
 
     def rotate_record(
         self,

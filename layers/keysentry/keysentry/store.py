@@ -11,6 +11,7 @@ Indexes: ``owner-index`` (owner_id, created_at) and the sparse, write-sharded ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -440,15 +441,21 @@ class KeyStore:
             successor = replace(successor, issued_by=self._minted_by(successor.kid))
         return successor if successor.issued_by is not IssuedBy.OWNER else None
 
-    def chain(self, record: KeyRecord) -> list[KeyRecord]:
-        """Every successor minted from ``record`` since the last owner-issued key, in order."""
+    def chain(self, record: KeyRecord, *, action: str = "walk") -> list[KeyRecord]:
+        """Every successor minted from ``record`` since the last owner-issued key, in order; a chain
+        longer than MAX_CHAIN is ChainIncompleteError (for ``action``), never a silent cut."""
+        from keysentry.errors import ChainIncompleteError
+
         out: list[KeyRecord] = []
         seen = {record.kid}
         current: KeyRecord | None = record
-        while current is not None and len(out) < MAX_CHAIN:
+        while current is not None:
             current = self.next_in_chain(current)
             if current is None or current.kid in seen:
                 break
+            if len(out) >= MAX_CHAIN:
+                beyond = f"{current.kid} and any after it (beyond the {MAX_CHAIN}-key walk: act on it by kid)"
+                raise ChainIncompleteError(record.kid, action, [beyond])
             seen.add(current.kid)
             out.append(current)
         return out
@@ -493,7 +500,7 @@ class KeyStore:
 
                 raise ValidationError("invalid pagination cursor")
             kwargs["ExclusiveStartKey"] = key
-        response = self.client.query(**kwargs)
+        response = _paged(self.client.query, kwargs)
         entries = [_audit_from_item(i) for i in response.get("Items", [])]
         return entries, _encode_cursor(response.get("LastEvaluatedKey"))
 
@@ -804,6 +811,9 @@ _TABLE_CURSOR: Final = {"pk": "S", "sk": "S"}
 _OWNER_CURSOR: Final = {**_TABLE_CURSOR, "owner_id": "S", "created_at": "N"}
 _AUDIT_OWNER_CURSOR: Final = {**_TABLE_CURSOR, "audit_owner": "S", "at": "N"}
 _CURSOR_MAX_S: Final = 1024
+# A cursor's number as DynamoDB accepts it and this listing hands it out: ASCII digits, at most 20
+# (str.isdecimal would pass other scripts' digits and 60-digit numbers, which DynamoDB refuses).
+_CURSOR_NUMBER: Final = re.compile(r"[0-9]{1,20}")
 
 
 def _decode_cursor(cursor: str, shape: dict[str, str], *, owner_id: str | None = None) -> Item:
@@ -827,7 +837,7 @@ def _decode_cursor(cursor: str, shape: dict[str, str], *, owner_id: str | None =
         if not isinstance(value, dict) or list(value) != [kind] or not isinstance(value[kind], str):
             raise invalid
         text = value[kind]
-        if not 0 < len(text) <= _CURSOR_MAX_S or (kind == "N" and not text.isdecimal()):
+        if not 0 < len(text) <= _CURSOR_MAX_S or (kind == "N" and not _CURSOR_NUMBER.fullmatch(text)):
             raise invalid
     if owner_id is not None and key["owner_id"]["S"] != owner_id:
         raise invalid
