@@ -63,6 +63,14 @@ def load_delivery_key(pem: str) -> str:
         raise ValidationError("delivery key must be a PEM public key") from None
     if not isinstance(key, X25519PublicKey):
         raise ValidationError("delivery key must be an X25519 public key")
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    try:  # a point of small order gives an all-zero shared secret: seal could never use it
+        X25519PrivateKey.generate().exchange(key)
+    except ValueError:
+        raise ValidationError(
+            "delivery key must be an X25519 public key of full order (this one is a low-order point)"
+        ) from None
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()

@@ -36,6 +36,13 @@ def bad_input(error: Exception) -> Response[str]:
     return _error(400, str(error))
 
 
+@app.exception_handler(RecursionError)
+def nested_too_deeply(error: RecursionError) -> Response[str]:
+    """A request body nested deeper than the JSON parser recurses (e.g. '[' * 100000)."""
+    logger.warning("request refused: recursion limit reached", error=str(error))
+    return _error(400, "the request body is not valid JSON: it is nested too deeply")
+
+
 @app.exception_handler(KeyNotFoundError)
 def not_found(error: KeyNotFoundError) -> Response[str]:
     return _error(404, str(error))
