@@ -53,7 +53,7 @@ def _record(decision: Decision, shape: str) -> None:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = read_request(event)
     if request is None:

@@ -18,7 +18,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, flusher: CacheFlusher | None = None
 ) -> dict[str, Any]:

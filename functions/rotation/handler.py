@@ -15,7 +15,7 @@ metrics = Metrics()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, service: KeyService | None = None
 ) -> dict[str, Any]:

@@ -14,7 +14,7 @@ logger = Logger()
 _CONTEXT_KEYS = ("key_id", "owner_id", "scopes", "status", "env", "rotate_in_seconds", "successor", "signing")
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     if "lambda" in authorizer:  # HTTP APIs nest the context under "lambda"

@@ -18,7 +18,7 @@ metrics = Metrics()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not is_deploy_request(event):
         return _refresh().as_dict()
