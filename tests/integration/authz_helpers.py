@@ -40,7 +40,9 @@ def effect(response: dict[str, Any], arn: str | None = None) -> str:
     statements = response["policyDocument"]["Statement"]
     if arn is not None:
         return iam_effect(response["policyDocument"], arn)
-    (statement,) = statements
+    # one statement; an Allow document adds Deny statements for what its globs must not cover
+    statement, *exclusions = statements
+    assert all(s["Effect"] == "Deny" for s in exclusions), statements
     return str(statement["Effect"])
 
 

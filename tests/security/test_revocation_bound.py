@@ -90,7 +90,8 @@ def authorize(authorizer: Authorizer, token: str) -> str:
     decision = authorizer.decide(request)
     if decision.outcome not in (Outcome.ALLOW, Outcome.DENY):
         return decision.outcome.value
-    (statement,) = respond(authorizer, request, decision)["policyDocument"]["Statement"]
+    # an Allow document's first statement allows; the Deny statements after it are for other routes
+    statement = respond(authorizer, request, decision)["policyDocument"]["Statement"][0]
     return str(statement["Effect"])
 
 

@@ -330,6 +330,28 @@ def _path_is_canonical(path: str) -> bool:
     return True
 
 
+def _noncanonical_globs() -> tuple[str, ...]:
+    """ARN globs (after ``{prefix}/*``: any method, then the path) for the spellings
+    :func:`path_is_canonical` refuses, so that a cached Allow never covers them: dot segments (also
+    with ``;`` after them), ``//``, a backslash, and the encoding of every byte that never needs one
+    (``.``, ``/``, ``\\``, ``%``, ``;``, letters, digits, control characters ...) in either case.
+    ``*`` matches any run of characters, ``/`` included; ``?`` one character."""
+    globs = ["/./*", "/../*", "/.", "/..", "/.;*", "/..;*", "//*", "\\*", "%", "%?"]
+    globs += ["%0?*", "%1?*"]  # control characters (and a "%0" that encodes nothing)
+    globs += ["%/*", "%.*", "%;*", "%\\*", "%%*"]  # a "%" that encodes nothing, before a separator
+    for byte in sorted(b for b in _NEVER_ENCODED if b >= 0x20):
+        code = f"{byte:02X}"
+        high, low = code[0], code[1]
+        for h in dict.fromkeys((high, high.lower())):
+            for lo in dict.fromkeys((low, low.lower())):
+                globs.append(f"%{h}{lo}*")
+    return tuple(dict.fromkeys(globs))
+
+
+# Appended to ``{prefix}/*``: e.g. ``{prefix}/*/../*`` matches ``{prefix}/GET/v1/prices/../admin``.
+NONCANONICAL_GLOBS: Final = _noncanonical_globs()
+
+
 # ---------------------------------------------------------------- the cache
 
 
@@ -736,13 +758,17 @@ def _allow_document(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) ->
     scopes allow and explicitly denies the narrower rules they lack, so that API Gateway's cached
     copy decides every route as the authorizer would (see ``RouteTable.policy_for``). None when
     the scopes allow nothing, or when no document can be exact (then the response names the one
-    route asked about). Built once, shared by the responses that use it, never modified."""
+    route asked about). A last Deny covers the non-canonical spellings :func:`path_is_canonical`
+    refuses (:data:`NONCANONICAL_GLOBS`), which the allowed globs would otherwise match. Built once, shared by the responses that use it, never modified."""
     rules = routes.policy_for(scopes)
     if not rules.allow or not rules.exact:
         return None
     statements = [_statement("Allow", [f"{prefix}/{r}" for r in rules.allow])]
     if rules.deny:
         statements.append(_statement("Deny", [f"{prefix}/{r}" for r in rules.deny]))
+    # The allowed globs match paths the authorizer refuses (``GET/v1/prices/*`` matches
+    # ``/v1/prices/..%2Fadmin``): the cached copy denies them as the authorizer would.
+    statements.append(_statement("Deny", [f"{prefix}/*{g}" for g in NONCANONICAL_GLOBS]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

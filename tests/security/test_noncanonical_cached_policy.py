@@ -1,0 +1,124 @@
+"""Promise: the Allow document API Gateway caches never opens a path the authorizer itself refuses
+as non-canonical. ``GET/v1/prices/*`` also matches ``/v1/prices/..%2Fadmin%2Fusers``: while the
+stage's cache holds the Allow, that request would reach the backend, which may read it as
+``/v1/admin/users``. Every Allow document carries a Deny for those spellings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from keysentry.authorizer import Authorizer, Decision, Outcome, Request, path_is_canonical, respond
+from keysentry.model import KeyRecord, Status
+from keysentry.peppers import PepperSource
+from keysentry.routes import MethodArn, RouteTable
+from keysentry.store import KeyStore
+
+from tests.integration.authz_helpers import iam_effect
+
+PREFIX = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod"
+ROUTES = RouteTable.from_json(
+    '{"GET /v1/prices": "prices:read", "GET /v1/prices/*": "prices:read", "GET /v1/admin/*": "admin",'
+    ' "ANY /v1/orders/*": "orders:write", "GET /v1/prices/secret/*": "admin"}'
+)
+SCOPES = ("prices:read", "orders:write")
+RECORD = KeyRecord(
+    kid="k" * 12,
+    owner_id="acme",
+    env="live",
+    status=Status.ACTIVE,
+    digest="d",
+    pepper_version="1",
+    created_at=1_790_000_000,
+    rotation_days=90,
+    rotate_after=1_797_776_000,
+    scopes=SCOPES,
+)
+
+
+def cached_document(method: str = "GET", path: str = "/v1/prices/BTC") -> dict[str, Any]:
+    """What API Gateway caches after one allowed request by this key."""
+    authorizer = Authorizer(KeyStore("unused"), PepperSource("unused"), ROUTES, clock=lambda: 1_790_000_000)
+    request = Request("request", ("token",), "203.0.113.7", method, path, MethodArn(PREFIX, method, path))
+    response = respond(authorizer, request, Decision(Outcome.ALLOW, "ok", RECORD.kid, RECORD))
+    return response["policyDocument"]  # type: ignore[no-any-return]
+
+
+def served(method: str, path: str) -> str:
+    return iam_effect(cached_document(), f"{PREFIX}/{method}{path}")
+
+
+ATTACKS = [
+    "/v1/prices/..%2Fadmin%2Fusers",
+    "/v1/prices/..%2fadmin%2fusers",
+    "/v1/prices/%2e%2e/admin",
+    "/v1/prices/%2E%2E/admin",
+    "/v1/prices/..;/admin",
+    "/v1/prices/.;/x",
+    "/v1/prices/..\\admin",
+    "/v1/prices/..%5Cadmin",
+    "/v1/prices/..%5cadmin",
+    "/v1/prices/../admin/users",
+    "/v1/prices/./BTC",
+    "/v1/prices/BTC/..",
+    "/v1/prices/BTC/.",
+    "/v1/prices/BTC%00.json",
+    "/v1/prices//admin",
+    "/v1/prices/%73ecret/x",  # an encoded letter: /v1/prices/secret/x, which the key may not call
+    "/v1/prices/%25%32%65",
+    "/v1/prices/a%",
+    "/v1/prices/a%2",
+    "/v1/prices/a%0a",
+]
+
+
+@pytest.mark.parametrize("path", ATTACKS)
+def test_the_cached_allow_denies_what_the_authorizer_refuses_as_non_canonical(path: str) -> None:
+    assert not path_is_canonical(path)
+    assert served("GET", path) == "Deny"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/prices", "/v1/prices/BTC", "/v1/prices/BTC-USD", "/v1/prices/a.b", "/v1/prices/a%40b"]
+)
+def test_the_cached_allow_still_allows_ordinary_paths(path: str) -> None:
+    assert path_is_canonical(path)
+    assert served("GET", path) == "Allow"
+
+
+RISKY = (
+    "v1", "prices", "admin", "orders", "secret", "BTC", "a.b", "..", ".", "...", ";", "..;", ".;",
+    "%2F", "%2f", "%2E", "%2e", "%5C", "%5c", "\\", "%00", "%0a", "%25", "%", "%2", "%41", "%61",
+    "%3A", "%40", "%C3%A9", "x;y", "~", "-", "_", "", "%2e%2e", "..%2f", ".%2e", "%2e.",
+)  # fmt: skip
+paths = st.lists(st.sampled_from(RISKY), min_size=1, max_size=6).map(lambda s: "/" + "/".join(s))
+joined = st.lists(st.sampled_from(RISKY), min_size=1, max_size=6).map(lambda s: "/v1/prices/" + "".join(s))
+
+
+# What globs cannot say (ADR 0007), left to the authorizer: a "%" that encodes nothing, before a
+# letter or digit that is not a hex pair ("%v1", "%2x"), and an encoding that is not UTF-8 ("%ad").
+STRAY_PERCENT = re.compile(r"%(?:[0-9A-Fa-f]?[G-Zg-z_~-]|[0-9A-Fa-f]$)")
+
+
+def inexpressible(path: str) -> bool:
+    if STRAY_PERCENT.search(path):
+        return True
+    try:
+        unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+@settings(max_examples=400, deadline=None)
+@given(method=st.sampled_from(("GET", "POST", "PUT")), path=st.one_of(paths, joined))
+def test_a_cached_allow_never_opens_a_path_the_authorizer_refuses(method: str, path: str) -> None:
+    assume(not inexpressible(path))
+    if served(method, path) == "Allow":
+        assert path_is_canonical(path), path
+        required = ROUTES.required_scope(method, path)
+        assert required is not None and (required == "" or required in SCOPES), path
