@@ -208,3 +208,42 @@ def test_the_failure_names_the_aws_error_code_never_the_message(
     logs, _ = failure_lines(caplog, capfd.readouterr().out)
     assert [d["error"] for d in logs] == ["ClientError ThrottlingException"]
     assert secret_message not in json.dumps(logs)
+
+
+def test_the_alarm_reads_the_metric_a_failure_emits(
+    service: Any,
+    authorizer: Authorizer,
+    lambda_context: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The documented alarm fires on what the handler really emits: namespace, name, dimensions."""
+    from tests.conftest import template
+
+    alarm = template()["Resources"]["AuthorizerErrorAlarm"]["Properties"]
+    watched = {
+        (
+            m["MetricStat"]["Metric"]["Namespace"],
+            m["MetricStat"]["Metric"]["MetricName"],
+            frozenset((d["Name"], d["Value"]) for d in m["MetricStat"]["Metric"]["Dimensions"]),
+        )
+        for m in alarm["Metrics"]
+        if "MetricStat" in m
+    }
+    issued = service.create("acme", actor="ops", scopes=["prices:read"])
+    client = aws.client("dynamodb")
+
+    def unavailable(**_: Any) -> None:
+        raise botocore.exceptions.ReadTimeoutError(endpoint_url="injected")
+
+    client.meta.events.register("before-call.dynamodb.GetItem", unavailable)
+    try:
+        with pytest.raises(RuntimeError):
+            handler.lambda_handler(event("authorizer_rest_request_valid", issued.token), lambda_context)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.GetItem", unavailable)
+    (doc,) = emitted_metrics(capfd.readouterr().out)
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    (dimensions,) = directive["Dimensions"]
+    emitted = (directive["Namespace"], "Decision", frozenset((name, doc[name]) for name in dimensions))
+    assert emitted in watched
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}] and alarm["Threshold"] == 0
