@@ -139,7 +139,14 @@ _KEY_HEADERS: Final = frozenset({"x-api-key", "authorization"})
 _KEY_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
-def _key_names(names: tuple[Any, ...]) -> tuple[str, ...]:
+def _key_names(headers: Any) -> tuple[str, ...]:
+    """The names in a header map that carry a key; () for anything but a map."""
+    if not isinstance(headers, dict):
+        return ()
+    names = tuple(headers)
+    found = _KEY_NAMES.get(names)
+    if found is not None:
+        return found
     found = tuple(
         n
         for n in names
@@ -162,16 +169,8 @@ def _tokens_from_headers(event: dict[str, Any]) -> tuple[tuple[str, ...], str | 
     """
     multi = event.get("multiValueHeaders")
     single = event.get("headers")
-    multi_names: tuple[str, ...] = ()
-    single_names: tuple[str, ...] = ()
-    if isinstance(multi, dict):
-        names = tuple(multi)
-        known = _KEY_NAMES.get(names)
-        multi_names = known if known is not None else _key_names(names)
-    if isinstance(single, dict):
-        names = tuple(single)
-        known = _KEY_NAMES.get(names)
-        single_names = known if known is not None else _key_names(names)
+    multi_names = _key_names(multi)
+    single_names = _key_names(single)
     if len(multi_names) <= 1 and len(single_names) <= 1:  # the common case: one X-Api-Key
         common, value = True, None
         if multi_names:
