@@ -26,11 +26,15 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from keysentry import aws
 from keysentry.model import Action
 from keysentry.store import from_item, is_key_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
 
 SCHEMA_VERSION: Final = "1"
 SOURCE: Final = "keysentry"
@@ -193,7 +197,7 @@ class AlertPublisher:
 
     def _to_sns(self, batch: Sequence[dict[str, Any]]) -> set[str]:
         sns = self._sns or aws.client("sns")
-        entries = [
+        entries: list[PublishBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),
                 "Message": json.dumps(e, sort_keys=True),
@@ -211,7 +215,7 @@ class AlertPublisher:
 
     def _to_bus(self, batch: Sequence[dict[str, Any]]) -> set[str]:
         events = self._events or aws.client("events")
-        entries = [
+        entries: list[PutEventsRequestEntryTypeDef] = [
             {
                 "Source": SOURCE,
                 "DetailType": _detail_type(e),
