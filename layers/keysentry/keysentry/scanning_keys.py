@@ -16,7 +16,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 DEFAULT_URL: Final = "https://api.github.com/meta/public_keys/secret_scanning"
 TIMEOUT_S: Final = 5.0
@@ -132,7 +135,7 @@ def parse(raw: bytes) -> dict[str, Any]:
     return stored
 
 
-def refresh(*, url: str, parameter: str, ssm: Any, timeout: float = TIMEOUT_S) -> Outcome:
+def refresh(*, url: str, parameter: str, ssm: SSMClient, timeout: float = TIMEOUT_S) -> Outcome:
     """Fetch, check and store GitHub's keys. Network and document failures are an Outcome that
     stored nothing; a failure to write the parameter raises (it is keysentry's own)."""
     try:
