@@ -54,21 +54,12 @@ def lambda_handler(
             stream.get("SequenceNumber", ""),
         )
 
-    with processor(records=event.get("Records", []), handler=record_handler, lambda_context=context):
+    records = event.get("Records", [])
+    with processor(records=records, handler=record_handler, lambda_context=context):
         processor.process()
-    retry = alerts.finish()
-    failures = [*processor.response()["batchItemFailures"], *({"itemIdentifier": s} for s in retry)]
-    failed = len(failures)
-    metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(alerts.pending) - len(retry))
-    metrics.add_metric(name="AlertsDuplicate", unit=MetricUnit.Count, value=alerts.duplicates)
-    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=failed)
-    logger.info(
-        "stream batch",
-        records=len(event.get("Records", [])),
-        published=[(e["type"], e["kid"]) for e, s in alerts.pending if s not in retry],
-        duplicates=alerts.duplicates,
-        failed=failed,
-        authorizer_cache_flushed=alerts.flushed,
-        authorizer_cache_reflush_scheduled=alerts.reflush_scheduled,
-    )
-    return {"batchItemFailures": failures}
+    unreadable = [str(f["itemIdentifier"]) for f in processor.response()["batchItemFailures"]]
+    outcome = alerts.close(unreadable, records=len(records))
+    for name, value in outcome.metrics().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    logger.info("stream batch", **outcome.log_fields())
+    return outcome.response()

@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from keysentry import aws
 from keysentry.errors import ConfigurationError
 from keysentry.scanning_keys import DEFAULT_URL, Outcome, answer_deploy, is_deploy_request, refresh
 
@@ -40,7 +39,7 @@ def _refresh() -> Outcome:
         raise ConfigurationError("GITHUB_SCANNING_KEYS_PARAMETER is not set")
     url = os.environ.get("GITHUB_SCANNING_KEYS_URL") or DEFAULT_URL
     try:
-        outcome = refresh(url=url, parameter=parameter, ssm=aws.client("ssm"))
+        outcome = refresh(url=url, parameter=parameter)
     except Exception:  # the parameter could not be written: still a failed refresh, for the alarm
         metrics.add_metric(name="ScanningKeysRefreshFailed", unit=MetricUnit.Count, value=1)
         raise

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from keysentry import service as service_module
-from keysentry import store as store_module
 from keysentry.api import leaks
 from keysentry.errors import ChainIncompleteError
 from keysentry.model import Status
 from keysentry.service import KeyService
+from keysentry.store import chain as chain_module
 
 from tests.conftest import FakeClock
 from tests.integration.api_helpers import call
@@ -97,7 +97,7 @@ def test_a_leak_response_killed_midway_finishes_when_github_redelivers(
 @pytest.fixture
 def small_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service_module, "MAX_CHAIN", 3)
-    monkeypatch.setattr(store_module, "MAX_CHAIN", 3)
+    monkeypatch.setattr(chain_module, "MAX_CHAIN", 3)
 
 
 @pytest.mark.parametrize("action", ["suspend", "revoke", "report_leak"])

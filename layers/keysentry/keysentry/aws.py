@@ -12,17 +12,32 @@ the pepper. Lambda's advanced logging controls (``AWS_LAMBDA_LOG_LEVEL``) set th
 level, which these loggers would inherit; Powertools' Logger sets only its own logger's level (from
 ``AWS_LAMBDA_LOG_LEVEL`` or ``POWERTOOLS_LOG_LEVEL``), and ``POWERTOOLS_DEBUG`` only its package's.
 The clients Powertools creates (idempotency, parameters) log through the same loggers.
+
+:func:`client` is typed per service (``client("dynamodb")`` is a ``DynamoDBClient``) with the
+``mypy_boto3_*`` stubs, imported for the type checker only: ``mypy --strict`` checks every call at
+the edge, and nothing of them is imported at run time.
 """
 
 from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
@@ -53,12 +68,35 @@ def session() -> botocore.session.Session:
     return core
 
 
-@cache
+@overload
+def client(service: Literal["apigateway"]) -> APIGatewayClient: ...
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["dynamodbstreams"]) -> DynamoDBStreamsClient: ...
+@overload
+def client(service: Literal["events"]) -> EventBridgeClient: ...
+@overload
+def client(service: Literal["kms"]) -> KMSClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+@overload
+def client(service: Literal["sns"]) -> SNSClient: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["ssm"]) -> SSMClient: ...
 def client(service: str) -> Any:
+    """The process's one client for ``service``, created on first use."""
+    return _client(service)
+
+
+@cache
+def _client(service: str) -> Any:
     return session().create_client(service, config=_CONFIG)
 
 
 def reset() -> None:
     """Forget cached clients and credentials (tests start a fresh moto per test)."""
-    client.cache_clear()
+    _client.cache_clear()
     session.cache_clear()

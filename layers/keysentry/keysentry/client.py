@@ -88,35 +88,12 @@ def sign(
     timestamp_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     nonce = nonce or new_nonce()
     digest = body_sha256(body)
-    if secret is not None:
-        mode = "hmac"
-    elif private_key is not None:
-        private_key = _load_private(private_key)
-        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
-        if isinstance(private_key, ed25519.Ed25519PrivateKey):
-            mode = "ed25519"
-        elif isinstance(private_key, rsa.RSAPrivateKey):
-            mode = "rsa"
-        else:
-            raise ValueError("private_key must be Ed25519 or RSA")
-    else:
-        raise ValueError("sign needs the hmac secret or the private key")
+    mode, private_key = _mode(secret, private_key)
     algorithm = ALGORITHMS[mode]
     message = string_to_sign(
         algorithm, timestamp_ms, nonce, method, path, canonical_query(query), content_type or "", digest
     )
-    if mode == "hmac":
-        assert secret is not None
-        signature = hmac_signature(secret, message)
-    elif mode == "ed25519":
-        signature = base64.b64encode(private_key.sign(message.encode())).decode()
-    else:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
-        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=RSA_SALT_LENGTH)
-        signature = base64.b64encode(private_key.sign(message.encode(), pss, hashes.SHA256())).decode()
+    signature = _signature(mode, message, secret, private_key)
     headers = {
         "X-Api-Key": key,
         "X-Ks-Algorithm": algorithm,
@@ -128,3 +105,32 @@ def sign(
     if content_type is not None:
         headers["Content-Type"] = content_type
     return headers
+
+
+def _mode(secret: str | None, private_key: Any) -> tuple[str, Any]:
+    """The signing mode the credentials given call for, and the private key loaded (if one)."""
+    if secret is not None:
+        return "hmac", None
+    if private_key is None:
+        raise ValueError("sign needs the hmac secret or the private key")
+    private_key = _load_private(private_key)
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return "ed25519", private_key
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return "rsa", private_key
+    raise ValueError("private_key must be Ed25519 or RSA")
+
+
+def _signature(mode: str, message: str, secret: str | None, private_key: Any) -> str:
+    if mode == "hmac":
+        assert secret is not None
+        return hmac_signature(secret, message)
+    if mode == "ed25519":
+        return base64.b64encode(private_key.sign(message.encode())).decode()
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=RSA_SALT_LENGTH)
+    return base64.b64encode(private_key.sign(message.encode(), pss, hashes.SHA256())).decode()

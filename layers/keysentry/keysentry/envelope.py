@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keysentry import aws
 from keysentry.errors import ValidationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
 
 SEAL_ALG = "X25519-HKDF-SHA256-A256GCM"
 
 
 class KmsBox:
-    def __init__(self, key_id: str, client: Any = None) -> None:
+    def __init__(self, key_id: str, client: KMSClient | None = None) -> None:
         self.key_id = key_id
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> KMSClient:
         return self._client or aws.client("kms")
 
     def encrypt(self, kid: str, purpose: str, plaintext: str) -> str:

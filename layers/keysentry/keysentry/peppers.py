@@ -14,11 +14,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from keysentry import aws
 from keysentry.errors import ConfigurationError
 from keysentry.hashing import Peppers
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 REFRESH_COOLDOWN_S: Final = 60
 DEFAULT_MAX_AGE_S: Final = 300
@@ -41,7 +44,7 @@ class PepperSource:
     def __init__(
         self,
         secret_id: str,
-        client: Any = None,
+        client: SecretsManagerClient | None = None,
         *,
         max_age: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,

@@ -16,7 +16,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from keysentry import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 DEFAULT_URL: Final = "https://api.github.com/meta/public_keys/secret_scanning"
 TIMEOUT_S: Final = 5.0
@@ -132,7 +137,7 @@ def parse(raw: bytes) -> dict[str, Any]:
     return stored
 
 
-def refresh(*, url: str, parameter: str, ssm: Any, timeout: float = TIMEOUT_S) -> Outcome:
+def refresh(*, url: str, parameter: str, ssm: SSMClient | None = None, timeout: float = TIMEOUT_S) -> Outcome:
     """Fetch, check and store GitHub's keys. Network and document failures are an Outcome that
     stored nothing; a failure to write the parameter raises (it is keysentry's own)."""
     try:
@@ -143,7 +148,7 @@ def refresh(*, url: str, parameter: str, ssm: Any, timeout: float = TIMEOUT_S) -
         return Outcome(stored=False, reason=str(error))
     except (OSError, ValueError, http.client.HTTPException) as error:  # URLError, timeouts, refused
         return Outcome(stored=False, reason=f"could not fetch the keys document: {type(error).__name__}")
-    ssm.put_parameter(Name=parameter, Value=json.dumps(doc), Overwrite=True)
+    (ssm or aws.client("ssm")).put_parameter(Name=parameter, Value=json.dumps(doc), Overwrite=True)
     keys = doc["public_keys"]
     return Outcome(stored=True, keys=len(keys), current=sum(1 for k in keys if k["is_current"]))
 

@@ -1,0 +1,45 @@
+"""Lifecycle alerts from the keys table's stream: one event per key transition, fanned out in batches.
+
+- :mod:`.events`: :func:`lifecycle_event` turns a stream record's old and new images into zero or
+  one event (pure).
+- :mod:`.publish`: :class:`AlertPublisher` sends events to the SNS topic and the EventBridge bus.
+- :mod:`.flush`: :class:`CacheFlusher`, :class:`FlushScheduler` and :class:`DelayedFlush`, the
+  stage's authorizer cache flushed at a narrowing change and again once the container TTL has passed.
+- :mod:`.dedupe`: :class:`Deduplicator` claims each stream event id in the idempotency table before
+  publishing, so a redelivered record alerts once, and a failed publish is retried.
+- :mod:`.stream`: :class:`StreamAlerts`, the use case: one batch's records in, a
+  :class:`BatchOutcome` (the batch response, metrics, log fields) out.
+"""
+
+from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
+from keysentry.alerts.events import FLUSH_ON, SCHEMA_VERSION, SEVERITY, lifecycle_event
+from keysentry.alerts.flush import (
+    MAX_QUEUE_DELAY_S,
+    REFLUSH_MARGIN_S,
+    CacheFlusher,
+    DelayedFlush,
+    FlushScheduler,
+)
+from keysentry.alerts.publish import BATCH, PUBLISH_ATTEMPTS, SOURCE, AlertPublisher, Publisher
+from keysentry.alerts.stream import BatchOutcome, StreamAlerts
+
+__all__ = [
+    "BATCH",
+    "FLUSH_ON",
+    "MAX_QUEUE_DELAY_S",
+    "PUBLISH_ATTEMPTS",
+    "REFLUSH_MARGIN_S",
+    "SCHEMA_VERSION",
+    "SEVERITY",
+    "SOURCE",
+    "AlertPublisher",
+    "BatchOutcome",
+    "CacheFlusher",
+    "Deduplicator",
+    "DelayedFlush",
+    "EventInProgressError",
+    "FlushScheduler",
+    "Publisher",
+    "StreamAlerts",
+    "lifecycle_event",
+]
