@@ -18,11 +18,11 @@ $(STAMP):
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench
-	$(BIN)/ruff format --check layers functions tests bench
+	$(BIN)/ruff check layers dev functions tests bench
+	$(BIN)/ruff format --check layers dev functions tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/keysentry/keysentry functions
+	$(BIN)/mypy layers/keysentry/keysentry dev/keysentry_dev functions
 
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml

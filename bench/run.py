@@ -395,11 +395,12 @@ def cold_import_figures(rows: list[dict[str, Any]]) -> None:
 def rotation_figures(rows: list[dict[str, Any]]) -> None:
     from types import SimpleNamespace
 
-    from keysentry import aws, keyformat, local, model
+    from keysentry import aws, keyformat, model
     from keysentry.rotation import RotationJob
     from keysentry.service import KeyService
     from keysentry.settings import Settings
     from keysentry.store import to_item
+    from keysentry_dev import local
 
     for size in (1_000, 10_000):
         aws.reset()
@@ -516,7 +517,8 @@ def _row(figure: str, value_s: float, floor_s: float, budget: float | None, note
 
 
 def main() -> int:
-    from keysentry import aws, local
+    from keysentry import aws
+    from keysentry_dev import local
     from moto import mock_aws
 
     rows: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T12:53:20Z
 
 @cache
 def template() -> dict[str, Any]:
-    from keysentry.local import load_template
+    from keysentry_dev.local import load_template
 
     return load_template(ROOT / "template.yaml")
 
@@ -72,7 +72,7 @@ def moto() -> Iterator[None]:
 @pytest.fixture
 def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     """template.yaml's stateful resources in moto, and the functions' environment pointing at them."""
-    from keysentry.local import provision
+    from keysentry_dev.local import provision
 
     created = provision(template())
     for name, value in created.function_environment().items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,6 +17,7 @@ from keysentry.alerts import (
     Publisher,
     StreamAlerts,
 )
+from keysentry.settings import AlertsSettings
 
 logger = Logger()
 metrics = Metrics()
@@ -34,15 +34,12 @@ def lambda_handler(
     flusher: CacheFlusher | None = None,
     reflush: FlushScheduler | None = None,
 ) -> dict[str, Any]:
-    env = os.environ.get
+    settings = AlertsSettings.load()
     alerts = StreamAlerts(
-        publisher or AlertPublisher(env("ALERTS_TOPIC_ARN", ""), env("EVENT_BUS_NAME", "")),
-        dedup or Deduplicator.for_table(env("IDEMPOTENCY_TABLE", ""), context.get_remaining_time_in_millis),
-        flusher or CacheFlusher(env("FLUSH_AUTHORIZER_CACHE", "")),
-        reflush
-        or FlushScheduler(
-            env("AUTHORIZER_CACHE_FLUSH_QUEUE_URL", ""), float(env("AUTH_CACHE_TTL", "30") or 30)
-        ),
+        publisher or AlertPublisher(settings.alerts_topic_arn, settings.event_bus_name),
+        dedup or Deduplicator.for_table(settings.idempotency_table, context.get_remaining_time_in_millis),
+        flusher or CacheFlusher(settings.flush.flush_authorizer_cache),
+        reflush or FlushScheduler(settings.reflush_queue_url, settings.auth_cache_ttl),
     )
 
     def record_handler(record: DynamoDBRecord) -> None:

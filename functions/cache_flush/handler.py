@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -11,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from keysentry.alerts import CacheFlusher, DelayedFlush
+from keysentry.settings import CacheFlushSettings
 
 logger = Logger()
 metrics = Metrics()
@@ -22,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, flusher: CacheFlusher | None = None
 ) -> dict[str, Any]:
-    flush = DelayedFlush(flusher or CacheFlusher(os.environ.get("FLUSH_AUTHORIZER_CACHE", "")))
+    flush = DelayedFlush(flusher or CacheFlusher(CacheFlushSettings.load().flush_authorizer_cache))
 
     def record_handler(record: SQSRecord) -> None:
         flush.handle(record.body)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from keysentry.rotation import RotationJob
 from keysentry.service import KeyService
+from keysentry.settings import RotationSettings
 
 logger = Logger()
 metrics = Metrics()
@@ -20,7 +21,7 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, service: KeyService | None = None
 ) -> dict[str, Any]:
     job = RotationJob(
-        service or KeyService.from_settings(),
+        service or KeyService.from_settings(RotationSettings.load().service),
         remaining_ms=context.get_remaining_time_in_millis,
         on_error=lambda kid, error: logger.error(
             "rotation failed for a key", key_id=kid, error=type(error).__name__

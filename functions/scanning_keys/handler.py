@@ -3,14 +3,13 @@ keysentry.scanning_keys."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from keysentry.errors import ConfigurationError
-from keysentry.scanning_keys import DEFAULT_URL, Outcome, answer_deploy, is_deploy_request, refresh
+from keysentry.scanning_keys import Outcome, answer_deploy, is_deploy_request, refresh
+from keysentry.settings import ScanningKeysSettings
 
 logger = Logger()
 metrics = Metrics()
@@ -34,10 +33,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _refresh() -> Outcome:
-    parameter = os.environ.get("GITHUB_SCANNING_KEYS_PARAMETER", "")
-    if not parameter:
-        raise ConfigurationError("GITHUB_SCANNING_KEYS_PARAMETER is not set")
-    url = os.environ.get("GITHUB_SCANNING_KEYS_URL") or DEFAULT_URL
+    settings = ScanningKeysSettings.load()  # ConfigurationError when the parameter is not set
+    parameter, url = settings.parameter, settings.url
     try:
         outcome = refresh(url=url, parameter=parameter)
     except Exception:  # the parameter could not be written: still a failed refresh, for the alarm

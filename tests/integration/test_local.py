@@ -44,7 +44,7 @@ def test_the_functions_environment_points_at_the_local_resources(stack: Any) -> 
 
 
 def test_the_sam_env_vars_document_covers_each_functions_own_variables(stack: Any) -> None:
-    from keysentry.local import sam_env_vars
+    from keysentry_dev.local import sam_env_vars
 
     doc = sam_env_vars(stack, "http://172.17.0.1:4566")
     assert doc["Parameters"]["AWS_ENDPOINT_URL"] == "http://172.17.0.1:4566"

@@ -406,7 +406,7 @@ def test_the_refresh_may_write_the_keys_parameter_and_nothing_else(stack: Any) -
 
 
 def test_local_up_gives_the_refresh_function_its_environment(stack: Any) -> None:
-    from keysentry.local import sam_env_vars
+    from keysentry_dev.local import sam_env_vars
 
     doc = sam_env_vars(stack, "http://172.17.0.1:4566")
     assert doc["ScanningKeysFunction"]["GITHUB_SCANNING_KEYS_PARAMETER"] == stack.refs["GitHubScanningKeys"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from keysentry.demo import run_demo
+from keysentry_dev.demo import run_demo
 
 
 def test_the_demo_runs_the_lifecycle_end_to_end(

@@ -287,7 +287,7 @@ def cmd_rotation_run(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_local_up(args: argparse.Namespace, out: Output) -> int:
-    from keysentry.localserver import run_local
+    from keysentry_dev.localserver import run_local
 
     return run_local(
         host=args.host,
@@ -300,7 +300,7 @@ def cmd_local_up(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
-    from keysentry.demo import run_demo
+    from keysentry_dev.demo import run_demo
 
     return run_demo()
 

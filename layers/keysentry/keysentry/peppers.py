@@ -11,7 +11,6 @@ secret and is retried a minute later; only the first read fails closed.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -19,25 +18,19 @@ from typing import TYPE_CHECKING, Final
 from keysentry import aws
 from keysentry.errors import ConfigurationError
 from keysentry.hashing import Peppers
+from keysentry.settings import PEPPER_MAX_AGE_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 REFRESH_COOLDOWN_S: Final = 60
-DEFAULT_MAX_AGE_S: Final = 300
-MAX_AGE_ENV: Final = "PEPPER_MAX_AGE_SECONDS"
+DEFAULT_MAX_AGE_S: Final = PEPPER_MAX_AGE_SECONDS.default
+MAX_AGE_ENV: Final = PEPPER_MAX_AGE_SECONDS.name
 
 
 def max_age_from_env() -> int:
     """The one place the bounded age is configured (the template's ``PepperMaxAgeSeconds``)."""
-    raw = os.environ.get(MAX_AGE_ENV, "")
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_AGE_S
-    except ValueError:
-        raise ConfigurationError(f"{MAX_AGE_ENV} must be an integer") from None
-    if not 1 <= value <= 3600:
-        raise ConfigurationError(f"{MAX_AGE_ENV} must be between 1 and 3600")
-    return value
+    return PEPPER_MAX_AGE_SECONDS.read()
 
 
 class PepperSource:

@@ -1,9 +1,23 @@
-"""Configuration from the environment the template (or ``keysentry local up``) sets."""
+"""Configuration: one typed settings object per function, from the environment template.yaml sets.
+
+Every variable is declared once below, as a :class:`Var`: its name, its default and its check. A
+function's settings class picks the variables it reads; classes share them by naming the same
+``Var`` (and :class:`Settings`, the key service's, by composition). A value that fails its check
+raises :class:`ConfigurationError` naming the variable, when the settings are first loaded.
+
+``Cls.load()`` parses and checks once per container: Lambda's environment never changes, so later
+calls compare the raw strings and hand back the same object (a test that changes a variable gets
+fresh settings). Standard library only: the authorizer imports this module on its cold path.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from keysentry.errors import ConfigurationError
 from keysentry.model import (
@@ -14,49 +28,222 @@ from keysentry.model import (
     MIN_ROTATION_DAYS,
 )
 
+T = TypeVar("T")
+Parse = Callable[[str, str], T]  # (variable name, raw value) -> value, or ConfigurationError
+
+
+# ---------------------------------------------------------------- checks
+
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def integer(low: int, high: int) -> Parse[int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be an integer") from None
+        if not low <= value <= high:
+            raise ConfigurationError(f"{name} must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Parse[float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number") from None
+        if not low <= value <= high:  # also refuses nan
+            raise ConfigurationError(f"{name} must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def matching(pattern: str, what: str) -> Parse[str]:
+    compiled = re.compile(pattern)
+
+    def parse(name: str, raw: str) -> str:
+        if not compiled.fullmatch(raw):
+            raise ConfigurationError(f"{name} must be {what}")
+        return raw
+
+    return parse
+
 
 def _int(name: str, default: int, low: int, high: int) -> int:
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be between {low} and {high}")
-    return value
+    """An integer variable within [low, high]; ``default`` when unset or empty."""
+    return Var(name, default, integer(low, high)).read()
 
 
 @dataclass(frozen=True)
-class Settings:
-    keys_table: str = "keysentry-keys"
-    nonce_table: str = "keysentry-nonces"
-    idempotency_table: str = "keysentry-idempotency"
-    pepper_secret_id: str = "keysentry/pepper"  # noqa: S105 - a secret name, not a secret
-    kms_key_id: str = ""
-    alerts_topic_arn: str = ""
-    event_bus_name: str = ""
-    grace_days: int = DEFAULT_GRACE_DAYS
-    default_rotation_days: int = DEFAULT_ROTATION_DAYS
-    max_lifetime_days: int = MAX_LIFETIME_DAYS
-    audit_retention_days: int = 400
+class Var(Generic[T]):
+    """One environment variable: its name, the value when it is unset or empty, and its check."""
+
+    name: str
+    default: T
+    parse: Parse[T]
+    required: bool = False  # unset or empty is a ConfigurationError, not the default
+
+    def read(self, environ: Mapping[str, str] | None = None) -> T:
+        raw = (os.environ if environ is None else environ).get(self.name, "")
+        if not raw:
+            if self.required:
+                raise ConfigurationError(f"{self.name} is not set")
+            return self.default
+        return self.parse(self.name, raw)
+
+    def field(self) -> T:
+        """A settings class's field that reads this variable (its default is the variable's)."""
+        value: T = dataclasses.field(default=self.default, metadata={"var": self})
+        return value
+
+
+# ---------------------------------------------------------------- the variables
+
+KEYS_TABLE = Var("KEYS_TABLE", "keysentry-keys", text)
+NONCE_TABLE = Var("NONCE_TABLE", "keysentry-nonces", text)
+IDEMPOTENCY_TABLE = Var("IDEMPOTENCY_TABLE", "keysentry-idempotency", text)
+PEPPER_SECRET_ID = Var("PEPPER_SECRET_ID", "keysentry/pepper", text)
+PEPPER_MAX_AGE_SECONDS = Var("PEPPER_MAX_AGE_SECONDS", 300, integer(1, 3600))
+KMS_KEY_ID = Var("KMS_KEY_ID", "", text)
+GRACE_DAYS = Var("GRACE_DAYS", DEFAULT_GRACE_DAYS, integer(0, 30))
+DEFAULT_ROTATION_DAYS_VAR = Var(
+    "DEFAULT_ROTATION_DAYS", DEFAULT_ROTATION_DAYS, integer(MIN_ROTATION_DAYS, MAX_ROTATION_DAYS)
+)
+MAX_LIFETIME_DAYS_VAR = Var("MAX_LIFETIME_DAYS", MAX_LIFETIME_DAYS, integer(1, 3650))
+AUDIT_RETENTION_DAYS = Var("AUDIT_RETENTION_DAYS", 400, integer(1, 3650))
+ALERTS_TOPIC_ARN = Var(
+    "ALERTS_TOPIC_ARN", "", matching(r"arn:[\w-]+:sns:[\w-]+:\d{12}:[\w-]+", "an SNS topic ARN")
+)
+EVENT_BUS_NAME = Var("EVENT_BUS_NAME", "", matching(r"[\w.\-/:]{1,1600}", "an EventBridge bus name or ARN"))
+# "restApiId/stage" (the template's AllowedPattern); empty: no flush
+FLUSH_AUTHORIZER_CACHE = Var(
+    "FLUSH_AUTHORIZER_CACHE", "", matching(r"[a-z0-9]{10}/[A-Za-z0-9_-]{1,128}", "restApiId/stage")
+)
+AUTH_CACHE_TTL = Var("AUTH_CACHE_TTL", 30.0, number(0, 300))
+AUTHORIZER_CACHE_FLUSH_QUEUE_URL = Var(
+    "AUTHORIZER_CACHE_FLUSH_QUEUE_URL", "", matching(r"https?://\S+", "an SQS queue URL")
+)
+GITHUB_SCANNING_KEYS_PARAMETER = Var("GITHUB_SCANNING_KEYS_PARAMETER", "", text)
+GITHUB_SCANNING_KEYS_URL = Var(
+    "GITHUB_SCANNING_KEYS_URL",
+    "https://api.github.com/meta/public_keys/secret_scanning",
+    matching(r"https?://[^\s/]+/\S*", "an http(s) URL"),
+)
+
+
+# ---------------------------------------------------------------- settings objects
+
+
+class EnvSettings:
+    """A frozen dataclass whose fields are :class:`Var` fields, or other settings classes composed
+    with ``dataclasses.field(default_factory=OtherSettings)``."""
+
+    _loaded: ClassVar[dict[type, tuple[tuple[str, ...], Any]]] = {}
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ.get
-        return cls(
-            keys_table=env("KEYS_TABLE", cls.keys_table),
-            nonce_table=env("NONCE_TABLE", cls.nonce_table),
-            idempotency_table=env("IDEMPOTENCY_TABLE", cls.idempotency_table),
-            pepper_secret_id=env("PEPPER_SECRET_ID", cls.pepper_secret_id),
-            kms_key_id=env("KMS_KEY_ID", ""),
-            alerts_topic_arn=env("ALERTS_TOPIC_ARN", ""),
-            event_bus_name=env("EVENT_BUS_NAME", ""),
-            grace_days=_int("GRACE_DAYS", DEFAULT_GRACE_DAYS, 0, 30),
-            default_rotation_days=_int(
-                "DEFAULT_ROTATION_DAYS", DEFAULT_ROTATION_DAYS, MIN_ROTATION_DAYS, MAX_ROTATION_DAYS
-            ),
-            max_lifetime_days=_int("MAX_LIFETIME_DAYS", MAX_LIFETIME_DAYS, 1, 3650),
-            audit_retention_days=_int("AUDIT_RETENTION_DAYS", 400, 1, 3650),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read and check every variable now (ConfigurationError names the first that fails)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if "var" in f.metadata:
+                values[f.name] = f.metadata["var"].read(environ)
+            else:  # composed: another settings object, read with its owner
+                values[f.name] = _composed(f).from_env(environ)
+        return cls(**values)
+
+    @classmethod
+    def load(cls) -> Self:
+        """The settings, parsed and checked once per container (again only if a variable changed)."""
+        raw = tuple(os.environ.get(name, "") for name in sorted(cls.variables()))
+        hit = EnvSettings._loaded.get(cls)
+        if hit is not None and hit[0] == raw:
+            settings: Self = hit[1]
+            return settings
+        settings = cls.from_env()
+        EnvSettings._loaded[cls] = (raw, settings)
+        return settings
+
+    @classmethod
+    def variables(cls) -> frozenset[str]:
+        """Every environment variable these settings read."""
+        names: set[str] = set()
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if "var" in f.metadata:
+                names.add(f.metadata["var"].name)
+            else:
+                names |= _composed(f).variables()
+        return frozenset(names)
+
+
+def _composed(f: dataclasses.Field[Any]) -> type[EnvSettings]:
+    factory = f.default_factory
+    if not (isinstance(factory, type) and issubclass(factory, EnvSettings)):
+        raise TypeError(f"{f.name}: a settings field is a Var's field() or another settings class")
+    return factory
+
+
+@dataclass(frozen=True)
+class Settings(EnvSettings):
+    """The key service's: tables, pepper, KMS key, lifecycle defaults (API, rotation, CLI, demo)."""
+
+    keys_table: str = KEYS_TABLE.field()
+    nonce_table: str = NONCE_TABLE.field()
+    idempotency_table: str = IDEMPOTENCY_TABLE.field()
+    pepper_secret_id: str = PEPPER_SECRET_ID.field()
+    pepper_max_age_seconds: int = PEPPER_MAX_AGE_SECONDS.field()
+    kms_key_id: str = KMS_KEY_ID.field()
+    grace_days: int = GRACE_DAYS.field()
+    default_rotation_days: int = DEFAULT_ROTATION_DAYS_VAR.field()
+    max_lifetime_days: int = MAX_LIFETIME_DAYS_VAR.field()
+    audit_retention_days: int = AUDIT_RETENTION_DAYS.field()
+
+
+@dataclass(frozen=True)
+class ApiSettings(EnvSettings):
+    """The management API: the key service, and where GitHub's scanning keys are kept (SSM)."""
+
+    service: Settings = dataclasses.field(default_factory=Settings)
+    github_scanning_keys_parameter: str = GITHUB_SCANNING_KEYS_PARAMETER.field()  # empty: reports refused
+
+
+@dataclass(frozen=True)
+class RotationSettings(EnvSettings):
+    """The scheduled rotation run: the key service."""
+
+    service: Settings = dataclasses.field(default_factory=Settings)
+
+
+@dataclass(frozen=True)
+class CacheFlushSettings(EnvSettings):
+    """The second flush of the REST stage's authorizer cache (and the alerts function's first)."""
+
+    flush_authorizer_cache: str = FLUSH_AUTHORIZER_CACHE.field()  # "restApiId/stage"; empty: none
+
+
+@dataclass(frozen=True)
+class AlertsSettings(EnvSettings):
+    """The keys table's stream -> SNS and EventBridge, de-duplicated, with the stage's cache flushes."""
+
+    alerts_topic_arn: str = ALERTS_TOPIC_ARN.field()
+    event_bus_name: str = EVENT_BUS_NAME.field()
+    idempotency_table: str = IDEMPOTENCY_TABLE.field()
+    flush: CacheFlushSettings = dataclasses.field(default_factory=CacheFlushSettings)
+    auth_cache_ttl: float = AUTH_CACHE_TTL.field()  # the authorizer containers' TTL: the reflush delay
+    reflush_queue_url: str = AUTHORIZER_CACHE_FLUSH_QUEUE_URL.field()  # empty: no second flush
+
+
+@dataclass(frozen=True)
+class ScanningKeysSettings(EnvSettings):
+    """The refresh of GitHub's secret scanning public keys into SSM."""
+
+    parameter: str = dataclasses.field(
+        default="", metadata={"var": dataclasses.replace(GITHUB_SCANNING_KEYS_PARAMETER, required=True)}
+    )
+    url: str = GITHUB_SCANNING_KEYS_URL.field()

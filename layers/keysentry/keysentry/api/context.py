@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
 from keysentry.service import KeyService
+from keysentry.settings import ApiSettings
 
 
 @cache
 def service() -> KeyService:
-    return KeyService.from_settings()
+    return KeyService.from_settings(ApiSettings.load().service)
 
 
 @cache
@@ -20,7 +20,7 @@ def persistence() -> Any:
     from keysentry import aws
 
     return DynamoDBPersistenceLayer(
-        table_name=os.environ.get("IDEMPOTENCY_TABLE", "keysentry-idempotency"),
+        table_name=ApiSettings.load().service.idempotency_table,
         boto3_client=aws.client("dynamodb"),
     )
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from functools import cache
 from typing import Any
 
@@ -35,6 +34,7 @@ from keysentry.api import context
 from keysentry.errors import ConfigurationError, KeyNotFoundError, MalformedKeyError, TransitionError
 from keysentry.model import DAY, KeyRecord
 from keysentry.service import KeyService
+from keysentry.settings import ApiSettings
 
 router = Router()
 logger = Logger(child=True)
@@ -61,7 +61,7 @@ def keys_provider() -> Any:
 
 def github_public_keys() -> dict[str, str]:
     """key_identifier -> PEM, from SSM (Powertools parameters, cached)."""
-    name = os.environ.get("GITHUB_SCANNING_KEYS_PARAMETER", "")
+    name = ApiSettings.load().github_scanning_keys_parameter
     if not name:
         return {}
     from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError

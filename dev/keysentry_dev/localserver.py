@@ -13,7 +13,9 @@ from pathlib import Path
 
 from keysentry import aws
 from keysentry.errors import ConfigurationError
-from keysentry.local import REGION, load_template, provision, sam_env_vars
+
+from keysentry_dev import require_local_extra
+from keysentry_dev.local import REGION, load_template, provision, sam_env_vars
 
 
 def run_local(
@@ -26,6 +28,7 @@ def run_local(
     out_json: bool = False,
     block: bool = True,
 ) -> int:
+    require_local_extra("keysentry local up")
     from moto.server import ThreadedMotoServer
 
     loaded = load_template(template)  # a missing or broken template fails before anything starts

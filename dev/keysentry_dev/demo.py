@@ -13,6 +13,8 @@ from typing import Any
 
 from keysentry.model import DAY
 
+from keysentry_dev import require_local_extra
+
 
 class DemoClock:
     def __init__(self) -> None:
@@ -73,6 +75,7 @@ def _stream_events(table: str) -> list[dict[str, Any]]:
 
 
 def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int:
+    require_local_extra("keysentry demo")
     from moto import mock_aws
 
     for name, value in {
@@ -85,12 +88,14 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
 
     os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"  # moto serves the regional endpoints
     with mock_aws():
-        from keysentry import aws, local
+        from keysentry import aws
         from keysentry.authorizer import Authorizer
         from keysentry.rotation import RotationJob
         from keysentry.routes import RouteTable
         from keysentry.service import KeyService
         from keysentry.settings import Settings
+
+        from keysentry_dev import local
 
         aws.reset()
         stack = local.provision()
