@@ -98,8 +98,8 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
         expires_in=args.expires_in,
         env=args.env,
         signing=args.signing,
-        public_key_pem=_read_file(args.public_key, "public key"),
-        delivery_key_pem=_read_file(args.delivery_key, "delivery key"),
+        public_key=_read_file(args.public_key, "public key"),
+        delivery_key=_read_file(args.delivery_key, "delivery key"),
     )
     emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
     return 0
