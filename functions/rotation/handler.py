@@ -1,4 +1,4 @@
-"""Scheduled (EventBridge) rotation run: thin over keysentry.rotation."""
+"""Scheduled (EventBridge) rotation run: thin over KeyService.run_schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from keysentry.rotation import RotationJob
 from keysentry.service import KeyService
 from keysentry.settings import RotationSettings
 
@@ -20,14 +19,12 @@ metrics = Metrics()
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, service: KeyService | None = None
 ) -> dict[str, Any]:
-    job = RotationJob(
-        service or KeyService.from_settings(RotationSettings.load().service),
+    summary = (service or KeyService.from_settings(RotationSettings.load().service)).run_schedule(
         remaining_ms=context.get_remaining_time_in_millis,
         on_error=lambda kid, error: logger.error(
             "rotation failed for a key", key_id=kid, error=type(error).__name__
         ),
     )
-    summary = job.run()
     for name, value in summary.as_dict().items():
         if name not in ("stopped_early", "examined"):
             metrics.add_metric(name=f"Keys{name.capitalize()}", unit=MetricUnit.Count, value=value)

@@ -256,7 +256,7 @@ def test_an_ed25519_signature_made_outside_the_helper_verifies(
         actor="ops",
         scopes=["orders:write"],
         signing="ed25519",
-        public_key_pem=_pem(private.public_key()),
+        public_key=_pem(private.public_key()),
     )
     ts, nonce = now_ms(clock), "ed25519-nonce-000001"
     message = string_to_sign(
@@ -287,7 +287,7 @@ def test_rsa_pss_signatures(
 ) -> None:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     issued = service.create(
-        "acme", actor="ops", scopes=["orders:write"], signing="rsa", public_key_pem=_pem(private.public_key())
+        "acme", actor="ops", scopes=["orders:write"], signing="rsa", public_key=_pem(private.public_key())
     )
     headers = sign(
         "POST", "/v1/orders", QUERY, BODY, key=issued.token, private_key=private, timestamp_ms=now_ms(clock)
@@ -323,13 +323,13 @@ def test_rsa_pss_signatures(
 )
 def test_malformed_or_weak_public_keys_are_refused(service: Any, pem: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        service.create("acme", actor="ops", signing="rsa", public_key_pem=pem)
+        service.create("acme", actor="ops", signing="rsa", public_key=pem)
 
 
 def test_a_public_key_of_the_wrong_type_is_refused(service: Any) -> None:
     pem = _pem(ed25519.Ed25519PrivateKey.generate().public_key())
     with pytest.raises(ValidationError, match="not rsa"):
-        service.create("acme", actor="ops", signing="rsa", public_key_pem=pem)
+        service.create("acme", actor="ops", signing="rsa", public_key=pem)
 
 
 def test_http_api_signed_request_uses_the_raw_query(

@@ -9,12 +9,13 @@ import json
 from typing import Any
 
 import pytest
-from keysentry import service as service_module
 from keysentry.api import leaks
 from keysentry.errors import ChainIncompleteError
 from keysentry.model import Status
 from keysentry.service import KeyService
-from keysentry.store import chain as chain_module
+from keysentry.service import chain as service_chain
+from keysentry.service import rotating as rotating_module
+from keysentry.store import chain as store_chain
 
 from tests.conftest import FakeClock
 from tests.integration.api_helpers import call
@@ -96,8 +97,8 @@ def test_a_leak_response_killed_midway_finishes_when_github_redelivers(
 
 @pytest.fixture
 def small_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_module, "MAX_CHAIN", 3)
-    monkeypatch.setattr(chain_module, "MAX_CHAIN", 3)
+    monkeypatch.setattr(service_chain, "MAX_CHAIN", 3)
+    monkeypatch.setattr(store_chain, "MAX_CHAIN", 3)
 
 
 @pytest.mark.parametrize("action", ["suspend", "revoke", "report_leak"])
@@ -126,7 +127,7 @@ def test_the_owners_replacement_of_a_capped_chain_is_refused_clearly(
 def test_a_holder_cannot_grow_its_chain_without_bound(
     lambda_context: Any, service: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service_module, "MAX_HOLDER_CHAIN", 3, raising=False)
+    monkeypatch.setattr(rotating_module, "MAX_HOLDER_CHAIN", 3)
     doc = create(lambda_context)
     chain = holder_chain(lambda_context, doc["kid"], 3)
     status, answer = call("api_self_rotate", lambda_context, kid=chain[-1])

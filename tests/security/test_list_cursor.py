@@ -77,7 +77,7 @@ def test_a_cursor_too_deep_to_parse_is_refused_where_no_length_limit_applies(ser
 
 
 def test_the_servers_own_cursors_still_page_through_every_key(lambda_context: Any, service: Any) -> None:
-    created = {service.create(owner_id="acme-data", actor="ops").record.kid for _ in range(5)}
+    created = {service.create("acme-data", actor="ops").record.kid for _ in range(5)}
     for query in ({"owner": "acme-data"}, {}):
         seen: list[str] = []
         cursor: str | None = None

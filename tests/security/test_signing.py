@@ -420,7 +420,7 @@ def _rsa_with_exponent(e: int) -> str:
 @pytest.mark.parametrize("exponent", [3, 17, 257])
 def test_an_rsa_key_with_a_small_public_exponent_is_refused(service: Any, exponent: int) -> None:
     with pytest.raises(ValidationError, match="65537"):
-        service.create("acme", actor="ops", signing="rsa", public_key_pem=_rsa_with_exponent(exponent))
+        service.create("acme", actor="ops", signing="rsa", public_key=_rsa_with_exponent(exponent))
     kid = service.create("acme", actor="ops").record.kid
     with pytest.raises(ValidationError, match="65537"):
         service.set_public_key(kid, _rsa_with_exponent(exponent), actor="ops")
@@ -442,11 +442,10 @@ def test_an_rsa_key_with_exponent_3_gets_a_clear_400_from_the_api(
 def test_rsa_keys_with_exponent_65537_and_ed25519_keys_are_still_accepted(service: Any) -> None:
     good_rsa = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
     assert (
-        service.create("acme", actor="ops", signing="rsa", public_key_pem=good_rsa).record.signing.mode
-        == "rsa"
+        service.create("acme", actor="ops", signing="rsa", public_key=good_rsa).record.signing.mode == "rsa"
     )
     good_ed = _pem(ed25519.Ed25519PrivateKey.generate().public_key())
-    created = service.create("acme", actor="ops", signing="ed25519", public_key_pem=good_ed)
+    created = service.create("acme", actor="ops", signing="ed25519", public_key=good_ed)
     assert created.record.signing.mode == "ed25519"
 
 

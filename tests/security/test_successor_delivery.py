@@ -92,7 +92,7 @@ def test_a_sealed_successor_reaches_the_consumer_on_the_alert_and_from_self_succ
     lambda_context: Any,
 ) -> None:
     stream, targets = StreamReader(stack.refs["KeysTable"]), Targets(stack)
-    kid = scheduled_rotation(api_service, clock, delivery_key_pem=public_pem(consumer))
+    kid = scheduled_rotation(api_service, clock, delivery_key=public_pem(consumer))
     successor_kid = api_service.get(kid).successor
 
     # the rotated alert, as the subscriber receives it
@@ -127,7 +127,7 @@ def test_a_sealed_blob_opens_only_with_the_consumers_private_key(
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    kid = scheduled_rotation(api_service, clock, delivery_key_pem=public_pem(consumer))
+    kid = scheduled_rotation(api_service, clock, delivery_key=public_pem(consumer))
     status, doc = call("api_self_successor", lambda_context, kid=kid)
     assert status == 200
     with pytest.raises(InvalidTag):
@@ -174,7 +174,7 @@ def test_a_pickup_and_its_audit_entry_land_together(
 def test_a_revoked_predecessor_collects_nothing(
     stack: Any, api_service: Any, clock: FakeClock, consumer: Any, lambda_context: Any
 ) -> None:
-    kid = scheduled_rotation(api_service, clock, delivery_key_pem=public_pem(consumer))
+    kid = scheduled_rotation(api_service, clock, delivery_key=public_pem(consumer))
     api_service.revoke(kid, actor="sec", reason="stolen laptop")
     assert call("api_self_successor", lambda_context, kid=kid)[0] == 404
 

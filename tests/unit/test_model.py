@@ -337,3 +337,26 @@ def test_a_lifetime_is_a_minute_to_max_lifetime_days() -> None:
             expires_in="2h",
             expires_in_days=1,
         )
+
+
+def test_an_issued_key_is_its_spec_with_the_deployments_default_rotation() -> None:
+    spec = model.KeySpec("acme", scopes=["prices:read"], expires_in="2h")
+    issued = model.issue(
+        spec,
+        kid="A" * 12,
+        digest="d",
+        pepper_version="1",
+        now=T0,
+        actor="a",
+        signing=model.Signing(),
+        default_rotation_days=45,
+    )
+    assert (issued.owner_id, issued.scopes, issued.rotation_days) == ("acme", ("prices:read",), 45)
+    assert issued.expires_at == T0 + 7200
+
+
+def test_the_status_query_pattern_is_the_status_enum() -> None:
+    import re
+
+    assert all(re.fullmatch(model.STATUS_PATTERN, str(status)) for status in Status)
+    assert re.fullmatch(model.STATUS_PATTERN, "deleted") is None

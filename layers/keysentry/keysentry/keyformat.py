@@ -15,7 +15,7 @@ import re
 import secrets
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal, get_args
 
 from keysentry.errors import MalformedKeyError
 
@@ -23,7 +23,8 @@ ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 _INDEX: Final = {c: i for i, c in enumerate(ALPHABET)}
 
 PREFIX: Final = "ks"
-ENVS: Final = ("live", "test")
+Env = Literal["live", "test"]
+ENVS: Final[tuple[Env, ...]] = get_args(Env)
 KID_LEN: Final = 12
 SECRET_LEN: Final = 32
 CHECKSUM_LEN: Final = 6
@@ -31,10 +32,12 @@ MAX_TOKEN_LEN: Final = 128
 
 # Every token has exactly this length; a length check is the cheapest first filter.
 _LENGTHS: Final = {env: len(PREFIX) + len(env) + 2 + KID_LEN + SECRET_LEN + CHECKSUM_LEN for env in ENVS}
+_TOKEN_LENGTHS: Final = frozenset(_LENGTHS.values())
 _TOKEN_RE: Final = re.compile(
-    rf"\Aks_(?P<env>live|test)_(?P<kid>[0-9A-Za-z]{{{KID_LEN}}})(?P<secret>[0-9A-Za-z]{{{SECRET_LEN}}})"
+    rf"\A{PREFIX}_(?P<env>{'|'.join(ENVS)})_(?P<kid>[0-9A-Za-z]{{{KID_LEN}}})(?P<secret>[0-9A-Za-z]{{{SECRET_LEN}}})"
     rf"(?P<checksum>[0-9A-Za-z]{{{CHECKSUM_LEN}}})\Z"
 )
+KID_PATTERN: Final = rf"^[0-9A-Za-z]{{{KID_LEN}}}$"  # as a path parameter
 _KID_RE: Final = re.compile(rf"\A[0-9A-Za-z]{{{KID_LEN}}}\Z")
 
 assert max(_LENGTHS.values()) <= MAX_TOKEN_LEN
@@ -88,7 +91,7 @@ def generate(env: str = "live", kid: str | None = None) -> ParsedKey:
         raise ValueError(f"env must be one of {', '.join(ENVS)}")
     kid = kid or new_kid()
     if not is_kid(kid):
-        raise ValueError("kid must be 12 base62 characters")
+        raise ValueError(f"kid must be {KID_LEN} base62 characters")
     body = f"{PREFIX}_{env}_{kid}{random_base62(SECRET_LEN)}"
     return ParsedKey(env=env, kid=kid, token=body + checksum(body))
 
@@ -101,7 +104,7 @@ def parse(token: object) -> ParsedKey:
     """Check a presented token offline. Raises :class:`MalformedKeyError`; never echoes the token."""
     if not isinstance(token, str):
         raise MalformedKeyError("key must be a string")
-    if len(token) not in (_LENGTHS["live"], _LENGTHS["test"]):
+    if len(token) not in _TOKEN_LENGTHS:
         raise MalformedKeyError("key has the wrong length")
     if not token.isascii():
         raise MalformedKeyError("key has non-ASCII characters")

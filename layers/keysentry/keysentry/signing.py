@@ -41,8 +41,9 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, quote
 
 from keysentry.errors import ValidationError
+from keysentry.model.record import SIGNING_MODES
 
-MODES: Final = ("bearer", "hmac", "ed25519", "rsa")
+MODES: Final = SIGNING_MODES
 ALGORITHMS: Final = {"hmac": "KS2-HMAC-SHA256", "ed25519": "KS2-ED25519", "rsa": "KS2-RSA-PSS-SHA256"}
 HEADER_ALGORITHM: Final = "x-ks-algorithm"
 HEADER_TIMESTAMP: Final = "x-ks-timestamp"

@@ -10,10 +10,12 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from keysentry.api import context
 from keysentry.api.issued import idempotent, issued_body
 from keysentry.api.models import CreateKey, Reason, RequiredReason, Rotate, UpdateKey
+from keysentry.keyformat import KID_LEN, KID_PATTERN
+from keysentry.model import MAX_OWNER, MAX_PAGE, STATUS_PATTERN, KeySpec
 
 router = Router()
 
-Kid = Annotated[str, Path(min_length=12, max_length=12, pattern="^[0-9A-Za-z]{12}$", description="Key id")]
+Kid = Annotated[str, Path(min_length=KID_LEN, max_length=KID_LEN, pattern=KID_PATTERN, description="Key id")]
 
 
 def actor() -> str:
@@ -30,23 +32,7 @@ def _idempotency_key() -> str | None:
 @router.post("/keys", summary="Issue a key (the plaintext is in this response only)", tags=["keys"])
 def create_key(body: Annotated[CreateKey, Body()]) -> dict[str, Any]:
     def operation(request: dict[str, Any]) -> dict[str, Any]:
-        data = request["body"]
-        issued = context.service().create(
-            data["owner"],
-            actor=request["actor"],
-            name=data["name"],
-            scopes=data["scopes"],
-            allow_cidrs=data["allow_cidrs"],
-            deny_cidrs=data["deny_cidrs"],
-            rotation_days=data["rotation_days"],
-            expires_in_days=data["expires_in_days"],
-            expires_in=data["expires_in"],
-            env=data["env"],
-            metadata=data["metadata"],
-            signing=data["signing"],
-            public_key_pem=data["public_key"],
-            delivery_key_pem=data["delivery_key"],
-        )
+        issued = context.service().create(KeySpec(**request["body"]), actor=request["actor"])
         return issued_body(issued)
 
     request = {"route": "create", "actor": actor(), "body": body.model_dump()}
@@ -55,9 +41,9 @@ def create_key(body: Annotated[CreateKey, Body()]) -> dict[str, Any]:
 
 @router.get("/keys", summary="List keys, by owner and status, paginated", tags=["keys"])
 def list_keys(
-    owner: Annotated[str | None, Query(max_length=128)] = None,
-    status: Annotated[str | None, Query(pattern="^(active|rotating|suspended|revoked|expired)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    owner: Annotated[str | None, Query(max_length=MAX_OWNER)] = None,
+    status: Annotated[str | None, Query(pattern=STATUS_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> dict[str, Any]:
     records, next_cursor = context.service().list_keys(owner, status=status, limit=limit, cursor=cursor)
@@ -121,8 +107,8 @@ def key_audit(kid: Kid) -> dict[str, Any]:
     "/audit", summary="An owner's audit trail across their keys, newest first, paginated", tags=["keys"]
 )
 def owner_audit(
-    owner: Annotated[str, Query(min_length=1, max_length=128)],
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    owner: Annotated[str, Query(min_length=1, max_length=MAX_OWNER)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> dict[str, Any]:
     entries, next_cursor = context.service().owner_audit(owner, limit=limit, cursor=cursor)

@@ -29,10 +29,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
-from keysentry import keyformat
 from keysentry.api import context
-from keysentry.errors import ConfigurationError, KeyNotFoundError, MalformedKeyError, TransitionError
-from keysentry.model import DAY, KeyRecord
+from keysentry.errors import ConfigurationError, TransitionError
+from keysentry.model import DAY, LONGEST_LIFETIME_DAYS, MAX_REASON, KeyRecord
 from keysentry.service import KeyService
 from keysentry.settings import ApiSettings
 
@@ -43,7 +42,9 @@ MAX_TOKENS = 100
 KEYS_MAX_AGE_S = 300  # a refreshed keys document is used within five minutes
 MATCH_FIELDS = ("token", "type", "url", "source")
 SEEN_PREFIX = "github-report#"
-SEEN_WITHOUT_EXPIRY_S = 3650 * DAY  # a key with no expiry: the longest lifetime a key may be given
+SEEN_WITHOUT_EXPIRY_S = (
+    LONGEST_LIFETIME_DAYS * DAY
+)  # a key with no expiry: the longest lifetime a key may be given
 # A pending report older than this was left by an invocation that cannot still be running: the
 # ApiFunction's Timeout in template.yaml (15 s), plus a margin. Keep it at least that Timeout.
 PENDING_AFTER_S = 20
@@ -155,18 +156,9 @@ def _forget(svc: KeyService, seen: str) -> None:
 def _label(match: dict[str, str]) -> str:
     """true_positive for a real keysentry key (suspending it while live, once per report);
     false_positive otherwise."""
-    token, url = match["token"], match.get("url", "")
-    try:
-        parsed = keyformat.parse(token)
-    except MalformedKeyError:
-        return "false_positive"
     svc = context.service()
-    try:
-        record = svc.get(parsed.kid)
-    except KeyNotFoundError:
-        return "false_positive"
-    peppers = svc.peppers.for_version(record.pepper_version)
-    if not peppers.verify(parsed.token, record.digest, record.pepper_version):
+    record = svc.identify(match["token"]).record
+    if record is None:  # not a keysentry key, or not one that exists
         return "false_positive"
     seen = _seen_key(match)
     if not _first_sighting(svc, seen, record):
@@ -175,7 +167,9 @@ def _label(match: dict[str, str]) -> str:
     # Even a key that is suspended or has ended may have successors its holder minted: they are
     # leaked with it. What has nothing left to change answers TransitionError.
     try:
-        svc.report_leak(record.kid, actor=ACTOR, reason=f"found in public: {url}"[:512])
+        svc.report_leak(
+            record.kid, actor=ACTOR, reason=f"found in public: {match.get('url', '')}"[:MAX_REASON]
+        )
     except TransitionError:
         pass
     except Exception:

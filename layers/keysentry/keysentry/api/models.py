@@ -1,24 +1,42 @@
-"""Request bodies of the management API (pydantic, validated by the Powertools resolver)."""
+"""Request bodies of the management API (pydantic, validated by the Powertools resolver).
+
+Every limit is the domain's own (:mod:`keysentry.model`); the domain checks them again, for the CLI.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
-
+from keysentry.keyformat import Env
+from keysentry.model import (
+    LONGEST_LIFETIME_DAYS,
+    MAX_CIDRS,
+    MAX_GRACE_DAYS,
+    MAX_METADATA,
+    MAX_NAME,
+    MAX_OWNER,
+    MAX_REASON,
+    MAX_ROTATION_DAYS,
+    MAX_SCOPES,
+    MIN_ROTATION_DAYS,
+    SigningMode,
+)
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+MAX_PUBLIC_KEY_PEM = 8192
+MAX_DELIVERY_KEY_PEM = 4096
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CreateKey(_Body):
-    owner: str = Field(min_length=1, max_length=128, description="The consumer the key belongs to")
-    name: str = Field(default="", max_length=128)
-    scopes: list[str] = Field(default_factory=list, max_length=50)
-    allow_cidrs: list[str] = Field(default_factory=list, max_length=100)
-    deny_cidrs: list[str] = Field(default_factory=list, max_length=100)
-    rotation_days: int | None = Field(default=None, ge=30, le=90)
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+class CreateKey(_Body):  # a keysentry.model.KeySpec, field for field (a docstring would enter the OpenAPI)
+    owner: str = Field(min_length=1, max_length=MAX_OWNER, description="The consumer the key belongs to")
+    name: str = Field(default="", max_length=MAX_NAME)
+    scopes: list[str] = Field(default_factory=list, max_length=MAX_SCOPES)
+    allow_cidrs: list[str] = Field(default_factory=list, max_length=MAX_CIDRS)
+    deny_cidrs: list[str] = Field(default_factory=list, max_length=MAX_CIDRS)
+    rotation_days: int | None = Field(default=None, ge=MIN_ROTATION_DAYS, le=MAX_ROTATION_DAYS)
+    expires_in_days: int | None = Field(default=None, ge=1, le=LONGEST_LIFETIME_DAYS)
     expires_in: StrictInt | StrictStr | None = Field(  # strict: `true` is not one second
         default=None,
         description=(
@@ -27,34 +45,36 @@ class CreateKey(_Body):
         ),
         examples=[7200, "2h", "PT2H", "P7D"],
     )
-    env: Literal["live", "test"] = "live"
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
-    signing: Literal["bearer", "hmac", "ed25519", "rsa"] = "bearer"
-    public_key: str | None = Field(default=None, max_length=8192, description="PEM, for ed25519/rsa")
+    env: Env = "live"
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=MAX_METADATA)
+    signing: SigningMode = "bearer"
+    public_key: str | None = Field(
+        default=None, max_length=MAX_PUBLIC_KEY_PEM, description="PEM, for ed25519/rsa"
+    )
     delivery_key: str | None = Field(
-        default=None, max_length=4096, description="X25519 PEM successors are sealed to"
+        default=None, max_length=MAX_DELIVERY_KEY_PEM, description="X25519 PEM successors are sealed to"
     )
 
 
 class UpdateKey(_Body):
-    name: str | None = Field(default=None, max_length=128)
-    scopes: list[str] | None = Field(default=None, max_length=50)
-    allow_cidrs: list[str] | None = Field(default=None, max_length=100)
-    deny_cidrs: list[str] | None = Field(default=None, max_length=100)
-    metadata: dict[str, str] | None = Field(default=None, max_length=20)
-    rotation_days: int | None = Field(default=None, ge=30, le=90)
-    public_key: str | None = Field(default=None, max_length=8192)
-    delivery_key: str | None = Field(default=None, max_length=4096)
+    name: str | None = Field(default=None, max_length=MAX_NAME)
+    scopes: list[str] | None = Field(default=None, max_length=MAX_SCOPES)
+    allow_cidrs: list[str] | None = Field(default=None, max_length=MAX_CIDRS)
+    deny_cidrs: list[str] | None = Field(default=None, max_length=MAX_CIDRS)
+    metadata: dict[str, str] | None = Field(default=None, max_length=MAX_METADATA)
+    rotation_days: int | None = Field(default=None, ge=MIN_ROTATION_DAYS, le=MAX_ROTATION_DAYS)
+    public_key: str | None = Field(default=None, max_length=MAX_PUBLIC_KEY_PEM)
+    delivery_key: str | None = Field(default=None, max_length=MAX_DELIVERY_KEY_PEM)
 
 
 class Reason(_Body):
-    reason: str = Field(default="", max_length=512)
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 class RequiredReason(_Body):
-    reason: str = Field(min_length=1, max_length=512)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
 
 
 class Rotate(_Body):
-    reason: str = Field(default="", max_length=512)
-    grace_days: int | None = Field(default=None, ge=0, le=30)
+    reason: str = Field(default="", max_length=MAX_REASON)
+    grace_days: int | None = Field(default=None, ge=0, le=MAX_GRACE_DAYS)
