@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from keysentry import aws
+from keysentry.settings import GITHUB_SCANNING_KEYS_URL
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
-DEFAULT_URL: Final = "https://api.github.com/meta/public_keys/secret_scanning"
+DEFAULT_URL: Final = GITHUB_SCANNING_KEYS_URL.default  # written once, in settings
 TIMEOUT_S: Final = 5.0
 MAX_BYTES: Final = 256 * 1024  # GitHub's document is a few kilobytes
 MAX_KEYS: Final = 50
