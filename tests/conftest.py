@@ -21,7 +21,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T12:53:20Z
+T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T14:13:20Z
 
 
 @cache
