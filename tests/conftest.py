@@ -192,12 +192,12 @@ def moto_baselines() -> Iterator[MotoBaselines]:
     BackendDict.reset()
 
 
-def _forget_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+def _forget_process_state() -> None:
     """A cold container per test: what a warm one keeps between invocations (the authorizer, the
     API's service and idempotency layer, the scanning keys' provider, unflushed metrics) is reset."""
     authorizer = sys.modules.get("functions.authorizer.handler")
     if authorizer is not None:
-        monkeypatch.setattr(authorizer, "_authorizer", None)
+        authorizer._authorizer = None
     context = sys.modules.get("keysentry.api.context")
     if context is not None:
         context.reset()
@@ -211,7 +211,7 @@ def _forget_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def moto(moto_baselines: MotoBaselines, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def moto(moto_baselines: MotoBaselines) -> Iterator[None]:
     """An empty moto account, as a fresh ``mock_aws()`` gives, and clients created after it."""
     from keysentry import aws
     from moto import mock_aws
@@ -221,7 +221,7 @@ def moto(moto_baselines: MotoBaselines, monkeypatch: pytest.MonkeyPatch) -> Iter
     try:
         restore_moto(moto_baselines.empty)
         aws.reset()
-        _forget_process_state(monkeypatch)
+        _forget_process_state()
         yield
     finally:
         mock.stop(remove_data=False)
