@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import sys
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T12:53:20Z
+T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T14:13:20Z
 
 
 @cache
@@ -30,14 +33,7 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's advice: dummy credentials, a region, and nothing that points at a real account."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # botocore routes ARN-addressed calls (DynamoDB Streams) to account-id endpoints moto does not serve
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    _dummy_credentials(monkeypatch)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
 
@@ -58,23 +54,189 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+# ---------------------------------------------------------------- moto, once per session
+#
+# Provisioning template.yaml in moto costs seconds; restoring a snapshot of moto's in-memory state
+# costs milliseconds. So the resources are created once, and every test starts from a copy of the
+# state as it was right after provisioning: no item, message, stream record, subscription, secret
+# version or parameter a previous test wrote is visible, and resources a test created are gone.
+
+# service -> account id -> (the account's object, region -> (the backend object, its state))
+MotoSnapshot = dict[Any, dict[str, tuple[Any, dict[str, tuple[Any, dict[str, Any]]]]]]
+_SHARED = (type(threading.Lock()), type(threading.RLock()), type(threading.Condition()))
+
+
+def _deepcopy(value: Any, memo: dict[int, Any]) -> Any:
+    """copy.deepcopy where locks are shared and moto's SSM parameter map (whose __init__ takes
+    arguments that copy cannot supply) is rebuilt; both only for this call."""
+    from moto.ssm.models import ParameterDict
+
+    def parameter_dict(original: Any, memo: dict[int, Any]) -> Any:
+        new = ParameterDict(original.account_id, original.region_name)
+        memo[id(original)] = new
+        new.__dict__.update(copy.deepcopy(original.__dict__, memo))
+        for name, versions in original.items():
+            new[name] = copy.deepcopy(versions, memo)
+        return new
+
+    dispatch: dict[type, Any] = copy._deepcopy_dispatch  # type: ignore[attr-defined]
+    added: dict[type, Any] = {kind: (lambda obj, memo: obj) for kind in _SHARED}
+    added[ParameterDict] = parameter_dict
+    dispatch.update(added)
+    try:
+        return copy.deepcopy(value, memo)
+    finally:
+        for kind in added:
+            dispatch.pop(kind, None)
+
+
+def _backends() -> list[Any]:
+    from moto.core.base_backend import BackendDict
+
+    return list(BackendDict._instances)
+
+
+def _every_backend_object() -> dict[int, Any]:
+    """A deepcopy memo that keeps every backend object itself: backends refer to each other."""
+    return {
+        id(region): region
+        for service in _backends()
+        for account in service.values()
+        for region in dict.values(account)
+    }
+
+
+def capture_moto() -> MotoSnapshot:
+    memo = _every_backend_object()
+    return {
+        service: {
+            account_id: (
+                account,
+                {name: (region, _deepcopy(region.__dict__, memo)) for name, region in dict.items(account)},
+            )
+            for account_id, account in service.items()
+        }
+        for service in _backends()
+    }
+
+
+def restore_moto(snapshot: MotoSnapshot) -> None:
+    """Put moto back exactly as ``snapshot`` found it: the same backend objects, their state then.
+
+    Services, accounts and regions that appeared since are reset and dropped, as moto's own reset
+    does; the snapshot keeps the objects it holds, so restoring again finds them as they were.
+    """
+    from moto.core.base_backend import BackendDict
+
+    for service in _backends():
+        for account_id, account in list(service.items()):
+            if account is not snapshot.get(service, {}).get(account_id, (None,))[0]:
+                account.reset()
+                del service[account_id]
+    memo = {
+        id(region): region
+        for accounts in snapshot.values()
+        for _, regions in accounts.values()
+        for region, _ in regions.values()
+    }
+    for service, accounts in snapshot.items():
+        for account_id, (account, regions) in accounts.items():
+            dict.__setitem__(service, account_id, account)
+            for name in [name for name in dict.keys(account) if name not in regions]:
+                dict.__delitem__(account, name)
+            for name, (region, state) in regions.items():
+                dict.__setitem__(account, name, region)
+                region.__dict__ = _deepcopy(state, memo)
+    BackendDict._instances[:] = list(snapshot)
+
+
+@dataclass
+class MotoBaselines:
+    empty: MotoSnapshot
+    stack: Any  # keysentry_dev.local.Stack
+    provisioned: MotoSnapshot
+
+
+def _dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's advice: dummy credentials, a region, and nothing that points at a real account."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # botocore routes ARN-addressed calls (DynamoDB Streams) to account-id endpoints moto does not serve
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+
+
+@pytest.fixture(scope="session")
+def moto_baselines() -> Iterator[MotoBaselines]:
+    """template.yaml provisioned in moto once; the states before and after, to restore per test."""
+    from keysentry import aws
+    from keysentry_dev.local import provision
+    from moto import mock_aws
+    from moto.core.base_backend import BackendDict
+
+    mock = mock_aws()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _dummy_credentials(monkeypatch)
+        mock.start()  # resets every backend
+        try:
+            aws.reset()
+            empty = capture_moto()
+            stack = provision(template())
+            provisioned = capture_moto()
+        finally:
+            mock.stop(remove_data=False)
+            aws.reset()
+    yield MotoBaselines(empty, stack, provisioned)
+    BackendDict.reset()
+
+
+def _forget_process_state() -> None:
+    """A cold container per test: what a warm one keeps between invocations (the authorizer, the
+    API's service and idempotency layer, the scanning keys' provider, unflushed metrics) is reset."""
+    authorizer = sys.modules.get("functions.authorizer.handler")
+    if authorizer is not None:
+        authorizer._authorizer = None
+    context = sys.modules.get("keysentry.api.context")
+    if context is not None:
+        context.reset()
+    leaks = sys.modules.get("keysentry.api.leaks")
+    if leaks is not None:
+        leaks.keys_provider.cache_clear()
+    for name, module in list(sys.modules.items()):
+        metrics = getattr(module, "metrics", None) if name.startswith("functions.") else None
+        if metrics is not None and hasattr(metrics, "clear_metrics"):
+            metrics.clear_metrics()
+
+
 @pytest.fixture
-def moto() -> Iterator[None]:
+def moto(moto_baselines: MotoBaselines) -> Iterator[None]:
+    """An empty moto account, as a fresh ``mock_aws()`` gives, and clients created after it."""
     from keysentry import aws
     from moto import mock_aws
 
-    with mock_aws():
+    mock = mock_aws()
+    mock.start(reset=False)
+    try:
+        restore_moto(moto_baselines.empty)
         aws.reset()
+        _forget_process_state()
         yield
-    aws.reset()
+    finally:
+        mock.stop(remove_data=False)
+        aws.reset()
 
 
 @pytest.fixture
-def stack(moto: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def stack(moto: None, moto_baselines: MotoBaselines, monkeypatch: pytest.MonkeyPatch) -> Any:
     """template.yaml's stateful resources in moto, and the functions' environment pointing at them."""
-    from keysentry_dev.local import provision
-
-    created = provision(template())
+    restore_moto(moto_baselines.provisioned)
+    created = replace(
+        moto_baselines.stack,
+        refs=dict(moto_baselines.stack.refs),
+        attrs=copy.deepcopy(moto_baselines.stack.attrs),
+    )
     for name, value in created.function_environment().items():
         monkeypatch.setenv(name, value)
     return created

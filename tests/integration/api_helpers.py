@@ -21,6 +21,7 @@ def call(
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
     raw_body: str | None = None,
+    authorizer: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
     text = (EVENTS / f"{name}.json").read_text()
     if kid is not None:
@@ -36,6 +37,8 @@ def call(
     if query is not None:
         event["queryStringParameters"] = query
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    if authorizer is not None:  # what the authorizer put in the request's context
+        event["requestContext"]["authorizer"] = authorizer
     response = handler.lambda_handler(event, lambda_context)
     payload = response.get("body")
     with contextlib.suppress(ValueError):

@@ -1,29 +1,88 @@
-"""Every integration test is watched for plaintext keys: none may reach a table or a log line."""
+"""Every integration test is watched for plaintext keys: none may reach a table, a message or a log line."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from keysentry import keyformat
 
-from tests.conftest import all_items
+# A secret is SECRET_LEN base62 characters, so it can only sit inside a run of base62 characters at
+# least that long: only the windows of such runs need a look-up, whatever the number of secrets.
+_CANDIDATE_RUN = re.compile(f"[{keyformat.ALPHABET}]{{{keyformat.SECRET_LEN},}}")
+
+
+def secret_part(token: str) -> str:
+    return token[-(keyformat.SECRET_LEN + keyformat.CHECKSUM_LEN) : -keyformat.CHECKSUM_LEN]
+
+
+class SecretFinder:
+    """Whether a text holds the secret part of any of the given tokens: one pass over the text,
+    a set look-up per candidate window, instead of one substring search per secret."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.secrets = {secret_part(t) for t in tokens}
+
+    def found_in(self, text: str) -> bool:
+        width = keyformat.SECRET_LEN
+        for run in _CANDIDATE_RUN.finditer(text) if self.secrets else ():
+            chars = run.group()
+            if any(chars[i : i + width] in self.secrets for i in range(len(chars) - width + 1)):
+                return True
+        return False
+
+
+def _region_and_account(arn: str) -> tuple[str, str]:
+    _, _, _, region, account, _ = arn.split(":", 5)
+    return region, account
+
+
+def stored_texts(stack: Any) -> dict[str, str]:
+    """Each template table's items, as text: read from moto's memory, not through a paginated Scan
+    (every test starts from empty tables, so this is exactly what the test wrote)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    texts = {}
+    for logical, resource in stack.template["Resources"].items():
+        if resource["Type"].endswith("Table"):
+            region, account = _region_and_account(stack.attrs[logical]["Arn"])
+            table = dynamodb_backends[account][region].get_table(stack.refs[logical])
+            texts[stack.refs[logical]] = json.dumps([i.to_json() for i in table.all_items()], default=str)
+    return texts
+
+
+def messages_text() -> str:
+    """Every message moto's SNS topics sent and its SQS queues hold, in every account and region."""
+    from moto.sns.models import sns_backends
+    from moto.sqs.models import sqs_backends
+
+    sent = [
+        topic.sent_notifications
+        for account in sns_backends.values()
+        for backend in dict.values(account)
+        for topic in backend.topics.values()
+    ]
+    held = [
+        (message.body, message.message_attributes)
+        for account in sqs_backends.values()
+        for backend in dict.values(account)
+        for queue in backend.queues.values()
+        for message in queue._messages
+    ]
+    return json.dumps([sent, held], default=str)
 
 
 def plaintext_found(tokens: list[str], stack: Any, log_lines: list[str]) -> list[str]:
-    """Where the secret part of any of ``tokens`` appears: each table's items, and the log lines."""
-    secrets_issued = [
-        t[-(keyformat.SECRET_LEN + keyformat.CHECKSUM_LEN) : -keyformat.CHECKSUM_LEN] for t in tokens
-    ]
-    tables = [
-        stack.refs[name] for name, res in stack.template["Resources"].items() if res["Type"].endswith("Table")
-    ]
-    stored = {table: json.dumps(all_items(table)) for table in tables}
-    logs = "\n".join(log_lines)
-    found = [table for secret in secrets_issued for table, text in stored.items() if secret in text]
-    return found + ["logs" for secret in secrets_issued if secret in logs]
+    """Where the secret part of any of ``tokens`` appears: each table's items, the messages sent
+    or queued, and the log lines."""
+    finder = SecretFinder(tokens)
+    if not finder.secrets:
+        return []  # nothing minted, nothing to find: no need to read anything
+    places = {**stored_texts(stack), "messages": messages_text(), "logs": "\n".join(log_lines)}
+    return [place for place, text in places.items() if finder.found_in(text)]
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +92,7 @@ def leak_guard(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> Iterator[list[str]]:
-    """Record every token minted during the test; afterwards scan every table and log for it."""
+    """Record every token minted during the test; afterwards look for it in every table, message and log."""
     minted: list[str] = []
     real_generate = keyformat.generate
 

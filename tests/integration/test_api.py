@@ -154,9 +154,10 @@ def test_self_routes_cannot_touch_another_key(lambda_context: Any, service: Any)
     status, doc = call("api_self_revoke", lambda_context, kid=mine, body={"reason": "leaked in CI logs"})
     assert status == 200 and doc == {"kid": mine, "status": "revoked"}
     assert service.get(other).status is Status.ACTIVE
-    event_without_key = {"requestContext": {"authorizer": {}}}
     assert call("api_self", lambda_context, kid="not-a-kid")[0] == 401
-    assert event_without_key
+    # the caller is the authorizer's key_id, never another field of its context
+    assert call("api_self", lambda_context, authorizer={"principalId": other})[0] == 401
+    assert call("api_self", lambda_context, authorizer={})[0] == 401
 
 
 def test_self_rotate_gives_the_successor_once_and_the_old_key_enters_grace(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from typing import Any
+from typing import IO, Any
 
 from keysentry import aws
 
@@ -60,29 +62,84 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> None:
-    port = _free_port()
-    env_file = tmp_path / "env.json"
+class LineReader:
+    """A pipe's lines, read by a thread, so that waiting for the next one has a deadline."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._done: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in iter(stream.readline, ""):
+            self._lines.put(line)
+        self._lines.put("")  # end of the stream
+
+    def next_line(self, deadline: float) -> str:
+        """The next line; "" at the end of the stream; AssertionError once ``deadline`` passes."""
+        try:
+            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError("no line before the deadline") from None
+
+    def rest(self, deadline: float) -> str:
+        lines = []
+        while line := self.next_line(deadline):
+            lines.append(line)
+        return "".join(lines)
+
+
+def _local_up(env_file: Any, port: int) -> subprocess.Popen[str]:
     bin_dir = os.path.dirname(sys.executable)
-    server = subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(  # noqa: S603
         [os.path.join(bin_dir, "keysentry"), "local", "up", "--port", str(port), "--env-file", str(env_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
-    try:
-        exports: dict[str, str] = {}
+
+
+def _read_exports(server: subprocess.Popen[str], deadline: float) -> dict[str, str] | None:
+    """What `local up` prints for another shell; None if it exited first (its port taken)."""
+    exports: dict[str, str] = {}
+    out = LineReader(server.stdout)  # type: ignore[arg-type]
+    while line := out.next_line(deadline):
+        if line.startswith("# moto server on"):
+            return exports
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].strip().partition("=")
+            exports[name] = value
+    return None
+
+
+def start_local_up(env_file: Any, attempts: int = 5) -> tuple[subprocess.Popen[str], int, dict[str, str]]:
+    """`keysentry local up` on a free port. A port is free when picked and may be taken before the
+    server binds it: the server then says so and exits, and another port is tried."""
+    for _ in range(attempts):
+        port = _free_port()
+        server = _local_up(env_file, port)
+        err = LineReader(server.stderr)  # type: ignore[arg-type]
         deadline = time.monotonic() + 60
-        while True:
-            assert time.monotonic() < deadline, "local up did not print its environment"
-            line = server.stdout.readline()  # type: ignore[union-attr]
-            assert line, server.stderr.read()  # type: ignore[union-attr]
-            if line.startswith("# moto server on"):
-                break
-            if line.startswith("export "):
-                name, _, value = line[len("export ") :].strip().partition("=")
-                exports[name] = value
+        try:
+            exports = _read_exports(server, deadline)
+        except AssertionError:
+            server.kill()
+            server.wait(timeout=20)
+            raise
+        if exports is not None:
+            return server, port, exports
+        message = err.rest(deadline)
+        server.wait(timeout=20)
+        assert "cannot listen on" in message, message
+    raise AssertionError(f"no free port in {attempts} attempts")
+
+
+def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> None:
+    env_file = tmp_path / "env.json"
+    bin_dir = os.path.dirname(sys.executable)
+    server, port, exports = start_local_up(env_file)
+    try:
         shell_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         shell_env.update(exports)
         created = subprocess.run(  # noqa: S603
@@ -129,22 +186,25 @@ def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> N
 
 def test_an_unreachable_endpoint_is_a_clear_error(tmp_path: Any, stack: Any) -> None:
     bin_dir = os.path.dirname(sys.executable)
+    closed = socket.socket()  # bound and never listening: the port refuses connections, and stays ours
+    closed.bind(("127.0.0.1", 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{_free_port()}",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed.getsockname()[1]}",
         AWS_ACCESS_KEY_ID="x",
         AWS_SECRET_ACCESS_KEY="x",
         AWS_DEFAULT_REGION="us-east-1",
         AWS_MAX_ATTEMPTS="1",
     )
-    done = subprocess.run(  # noqa: S603
-        [os.path.join(bin_dir, "keysentry"), "keys", "show", "AAAAAAAAAAAA"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    with closed:
+        done = subprocess.run(  # noqa: S603
+            [os.path.join(bin_dir, "keysentry"), "keys", "show", "AAAAAAAAAAAA"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 5
     assert "cannot reach the AWS endpoint" in done.stderr
     assert "Traceback" not in done.stderr

@@ -343,5 +343,26 @@ def test_rotation_run_from_the_command_line(service: Any, capfd: pytest.CaptureF
     assert cli.main(["rotation", "run", "--now", "yesterday"]) == 2
 
 
-def test_conflict_is_not_an_error(service: Any) -> None:
-    assert issubclass(ConflictError, Exception)
+def test_a_key_whose_write_loses_a_race_is_skipped_not_counted_as_an_error(
+    service: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kid = service.create("acme", actor="ops", rotation_days=30).record.kid
+    clock.advance(days=30)
+    real_rotate, raised = service.rotate_record, []
+
+    def rotate_after_a_rival_revoke(record: Any, **kwargs: Any) -> Any:
+        service.revoke(kid, actor="sec", reason="leaked")  # lands between the job's read and write
+        try:
+            return real_rotate(record, **kwargs)
+        except Exception as error:
+            raised.append(error)
+            raise
+
+    monkeypatch.setattr(service, "rotate_record", rotate_after_a_rival_revoke)
+    errors: list[Exception] = []
+    summary = job(service, on_error=lambda kid, error: errors.append(error)).run()
+
+    assert [type(e) for e in raised] == [ConflictError]
+    assert (summary.rotated, summary.skipped, summary.errors, errors) == ([], 1, 0, [])
+    assert service.get(kid).status is Status.REVOKED
+    assert [r.kid for r in live_keys(service)] == [kid], "no successor was created"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from keysentry import keyformat, model
+from keysentry import model
 from keysentry.errors import ConflictError, KeyNotFoundError, TransitionError, ValidationError
 from keysentry.model import DAY, Action, Status
-from keysentry.store import KeyStore, from_item, to_item
+from keysentry.store import AUDIT_PREFIX, KEY_SK, KeyStore, from_item, to_item
 
 from tests.conftest import FakeClock, all_items
 
@@ -188,10 +188,18 @@ def test_touch_records_use_at_most_once_per_window_and_a_rehash_is_audited(
     assert entry.changes == {"pepper_version": {"from": "1", "to": "2"}}
 
 
-def test_keys_written_through_the_store_use_the_template_tables(stack: Any) -> None:
-    items = all_items(stack.refs["KeysTable"])
-    assert items == []
-    assert keyformat.is_kid(keyformat.new_kid())
+def test_keys_written_through_the_store_use_the_template_tables(service: Any, stack: Any) -> None:
+    assert service.store.table == stack.refs["KeysTable"]
+    kid = service.create("acme", actor="ops").record.kid
+    service.suspend(kid, actor="ops", reason="check")
+    keys = all_items(stack.refs["KeysTable"])
+    assert {(i["pk"]["S"], i["sk"]["S"].split("#", 1)[0]) for i in keys} == {
+        (kid, KEY_SK),
+        (kid, AUDIT_PREFIX.rstrip("#")),
+    }
+    assert len(keys) == 3, "the key and its two audit entries, in the template's keys table"
+    others = [stack.refs[t] for t in ("NonceTable", "IdempotencyTable")]
+    assert [all_items(t) for t in others] == [[], []], "nothing written anywhere else"
 
 
 def test_the_plaintext_scan_finds_a_planted_key(service: Any, stack: Any) -> None:

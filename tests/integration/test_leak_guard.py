@@ -1,0 +1,33 @@
+"""The plaintext guard every integration and security test runs under finds what it must, and only that."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keysentry import aws, keyformat
+
+from tests.integration.conftest import SecretFinder, plaintext_found, secret_part
+
+
+def test_a_secret_is_found_wherever_it_sits_in_a_longer_run_of_base62() -> None:
+    token = keyformat.generate("live").token
+    secret = secret_part(token)
+    finder = SecretFinder([keyformat.generate("test").token, token])
+    for text in (token, f"x{secret}", f"{secret}9", f'{{"k": "AA{secret}zz"}}', f"a b {token[:-1]}"):
+        assert finder.found_in(text), text
+    for text in ("", secret[:-1], f"{secret[:16]}-{secret[16:]}", token.replace(secret, secret[::-1])):
+        assert not finder.found_in(text), text
+    assert not SecretFinder([]).found_in(token)
+
+
+def test_a_secret_sent_through_the_topic_or_left_in_a_queue_is_found(
+    stack: Any, leak_guard: list[str]
+) -> None:
+    published, queued = keyformat.generate("live").token, keyformat.generate("live").token
+    assert plaintext_found([published, queued], stack, []) == []
+    aws.client("sns").publish(TopicArn=stack.refs["AlertsTopic"], Message=f"key {published}")
+    assert plaintext_found([published, queued], stack, []) == ["messages"]
+    queue = aws.client("sqs").create_queue(QueueName="guard-test")["QueueUrl"]
+    aws.client("sqs").send_message(QueueUrl=queue, MessageBody=f'{{"key": "{queued}"}}')
+    assert plaintext_found([queued], stack, []) == ["messages"]
+    leak_guard[:] = []  # planted on purpose: without this line the guard fails this test
