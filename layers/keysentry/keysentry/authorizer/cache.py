@@ -81,17 +81,6 @@ class RecordCache:
             while len(self._missing) > self.max_entries:
                 self._missing.popitem(last=False)
 
-    def recall(self, key: DecisionKey, monotonic_now: float, wall_now: float) -> Decision | None:
-        """The decision remembered for this request while both its bounds are ahead; else None
-        (and a lapsed one is forgotten)."""
-        cached = self.decisions.get(key)
-        if cached is None:
-            return None
-        if cached[0] > monotonic_now and cached[1] > wall_now:
-            return cached[2]
-        del self.decisions[key]
-        return None
-
     def remember(self, key: DecisionKey, until: float, wall_until: float, decision: Decision) -> None:
         """Keep a decision until the record's TTL (monotonic) or the key's next time boundary (wall clock)."""
         if self.ttl <= 0:

@@ -118,7 +118,7 @@ class Authorizer:
         # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
         # Live keys may call any stage, test stages included.
         self.test_stages = test_stages
-        self.usage = UsageRecorder(store, peppers, self.cache.max_entries)
+        self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
         self.contexts = Contexts(self.cache.max_entries)
 
     @classmethod
@@ -153,14 +153,18 @@ class Authorizer:
         if len(tokens) != 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys" if tokens else "missing_key")
         key = (tokens[0], request.method, request.path, request.source_ip, request.shape, request.stage)
-        now = self.clock()
-        decision = self.cache.recall(key, self.monotonic(), now)
-        if decision is None:
-            decision = self._decide(request)
-            if decision.record is not None and decision.outcome in (Outcome.ALLOW, Outcome.DENY):
-                self._remember(key, decision)
-        elif decision.outcome is Outcome.ALLOW and decision.record is not None:
-            self._record_use(decision.record, tokens[0], int(now))
+        cached = self.cache.decisions.get(key)  # (monotonic until, wall-clock until, decision)
+        if cached is not None:
+            now = self.clock()
+            if cached[0] > self.monotonic() and cached[1] > now:
+                decision = cached[2]
+                if decision.outcome is Outcome.ALLOW and decision.record is not None:
+                    self.usage.record(decision.record, tokens[0], int(now))
+                return decision
+            del self.cache.decisions[key]
+        decision = self._decide(request)
+        if decision.record is not None and decision.outcome in (Outcome.ALLOW, Outcome.DENY):
+            self._remember(key, decision)
         return decision
 
     def context(self, record: KeyRecord, now: int) -> dict[str, str | int | bool]:
@@ -206,7 +210,7 @@ class Authorizer:
         denial = self._denial(entry, request, now)
         if denial:
             return Decision(Outcome.DENY, denial, kid, record)
-        self._record_use(record, parsed.token, now)
+        self.usage.record(record, parsed.token, now)
         return Decision(Outcome.ALLOW, _OK, kid, record)
 
     def _entry(self, kid: str) -> Entry | None:
@@ -285,8 +289,3 @@ class Authorizer:
         if not self.nonces.claim(f"{entry.record.kid}#{signed.nonce}", expires):
             return "replayed_nonce"
         return None
-
-    def _record_use(self, record: KeyRecord, token: str, now: int) -> None:
-        """Keep last_used_at within an hour, without a write per request; re-hash an old pepper."""
-        if self.usage.record(record, token, now):
-            self.cache.clear()  # re-hashed: the cached record's digest is stale

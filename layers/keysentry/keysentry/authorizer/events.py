@@ -93,28 +93,33 @@ def header_values(event: dict[str, Any], name: str) -> list[str]:
     return _map_values(event.get("multiValueHeaders"), name) + _map_values(event.get("headers"), name)
 
 
-# Header names (as sent, in order) -> those that carry a key. Clients repeat their header set, so
-# the names are matched once per distinct set; bounded, cleared when full.
-_KEY_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+# Header names of both maps (as sent, in order) -> those that carry a key, in each map. Clients
+# repeat their header set, so the names are matched once per distinct set; bounded, cleared when full.
+KeyNames = tuple[tuple[str, ...], tuple[str, ...]]
+_KEY_NAMES: dict[tuple[Any, Any], KeyNames] = {}
 
 
-def _key_names(headers: Any) -> tuple[str, ...]:
-    """The names in a header map that carry a key; () for anything but a map."""
-    if not isinstance(headers, dict):
-        return ()
-    names = tuple(headers)
+def _key_names(multi: Any, single: Any) -> KeyNames:
+    """The names that carry a key in the multi-value map and in the single-value map; () for a map
+    that is not one."""
+    names = (
+        tuple(multi) if isinstance(multi, dict) else None,
+        tuple(single) if isinstance(single, dict) else None,
+    )
     found = _KEY_NAMES.get(names)
     if found is None:
-        # most headers are skipped by their length, without lower-casing
-        found = tuple(
-            n
-            for n in names
-            if isinstance(n, str) and len(n) in _KEY_NAME_LENGTHS and n.lower() in _KEY_HEADERS
-        )
+        found = (_matching(names[0] or ()), _matching(names[1] or ()))
         if len(_KEY_NAMES) >= _KEY_NAMES_MAX:
             _KEY_NAMES.clear()
         _KEY_NAMES[names] = found
     return found
+
+
+def _matching(names: tuple[Any, ...]) -> tuple[str, ...]:
+    # most headers are skipped by their length, without lower-casing
+    return tuple(
+        n for n in names if isinstance(n, str) and len(n) in _KEY_NAME_LENGTHS and n.lower() in _KEY_HEADERS
+    )
 
 
 def _credential(value: str, api_key: bool) -> str:
@@ -167,7 +172,7 @@ def tokens_from_headers(event: dict[str, Any]) -> tuple[tuple[str, ...], str | N
     ``MAX_HEADER_VALUES`` key values in either map is ``too_many_key_values``, never a partial read.
     """
     multi, single = event.get("multiValueHeaders"), event.get("headers")
-    multi_names, single_names = _key_names(multi), _key_names(single)
+    multi_names, single_names = _key_names(multi, single)
     if len(multi_names) <= 1 and len(single_names) <= 1:
         value = _one_api_key(multi, multi_names, single, single_names)
         if value is not None or not (multi_names or single_names):
@@ -203,7 +208,8 @@ def read_rest_request(event: dict[str, Any]) -> Request:
         path = arn.path if arn else "/"
     tokens, refusal = tokens_from_headers(event)
     stage = arn.stage if arn else None
-    return Request("request", tokens, _text(ip), method.upper(), path, arn, event, refusal, stage)
+    ip = ip if isinstance(ip, str) else None
+    return Request("request", tokens, ip, method.upper(), path, arn, event, refusal, stage)
 
 
 def read_rest_token(event: dict[str, Any]) -> Request:

@@ -97,7 +97,7 @@ def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
 def _allow_response(
     authorizer: Authorizer, request: Request, record: KeyRecord, simple: bool
 ) -> dict[str, Any]:
-    context = authorizer.context(record, int(authorizer.clock()))
+    context = authorizer.contexts.context(record, int(authorizer.clock()))
     if simple:
         return {"isAuthorized": True, "context": context}
     arn = request.method_arn
