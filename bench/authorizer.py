@@ -23,19 +23,12 @@ class Bench:
     authorizer: Any
     event: dict[str, Any]
     calls: list[str]  # the DynamoDB operations made, in order
-
-    def answer(self, event: dict[str, Any] | None = None) -> Any:
-        """What the handler does before logging: read, decide, respond."""
-        from keysentry.authorizer import read_request, respond
-
-        request = read_request(self.event if event is None else event)
-        assert request is not None
-        return respond(self.authorizer, request, self.authorizer.decide(request))
+    answer: Callable[[], Any]  # what the handler does before logging: read, decide, respond
 
 
 def _setup() -> Bench:
     from keysentry import aws
-    from keysentry.authorizer import Authorizer
+    from keysentry.authorizer import Authorizer, read_request, respond
     from keysentry.routes import RouteTable
     from keysentry.service import KeyService
     from keysentry.settings import Settings
@@ -45,7 +38,14 @@ def _setup() -> Bench:
     authorizer = Authorizer(service.store, service.peppers, RouteTable.from_json(ROUTES), cache_ttl=3600)
     calls: list[str] = []
     aws.client("dynamodb").meta.events.register("before-call", lambda model, **_: calls.append(model.name))
-    return Bench(service, issued, authorizer, rest_event(issued.token), calls)
+    event = rest_event(issued.token)
+
+    def answer() -> Any:
+        request = read_request(event)
+        assert request is not None
+        return respond(authorizer, request, authorizer.decide(request))
+
+    return Bench(service, issued, authorizer, event, calls, answer)
 
 
 def _floor(bench: Bench) -> Callable[[], Any]:
