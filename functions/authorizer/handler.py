@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,6 +16,8 @@ from keysentry.authorizer import (
     read_request,
     respond,
 )
+from keysentry.errors import ConfigurationError
+from keysentry.settings import AuthorizerSettings, authorizer_http_response
 
 logger = Logger()
 metrics = Metrics()
@@ -24,11 +25,24 @@ _authorizer: Authorizer | None = None
 
 
 def get_authorizer() -> Authorizer:
-    """Built on first use, not at import: the pepper and clients cost nothing until a key arrives."""
+    """Built on first use, not at import: the pepper and clients cost nothing until a key arrives.
+    Its settings are read here, once per container (again only while they fail)."""
     global _authorizer
     if _authorizer is None:
-        _authorizer = Authorizer.from_env()
+        _authorizer = Authorizer.from_settings(AuthorizerSettings.from_env())
     return _authorizer
+
+
+def _closed(shape: str) -> dict[str, Any]:
+    """The answer when no authorizer could be built: never an Allow. A simple HTTP API response
+    says so; every other form is a 500, which API Gateway does not cache."""
+    try:
+        simple = shape == "http" and authorizer_http_response() == "simple"
+    except ConfigurationError:  # the variable itself is wrong: answer in the IAM form's way
+        simple = False
+    if simple:
+        return {"isAuthorized": False}
+    raise RuntimeError("authorizer error") from None
 
 
 def _record(decision: Decision, shape: str) -> None:
@@ -64,10 +78,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception:
         logger.exception("authorizer configuration failed; failing closed")
         _record(Decision(Outcome.ERROR, "configuration"), request.shape)
-        # no authorizer to ask for its settings: read the one that decides the response's form
-        if request.shape == "http" and os.environ.get("AUTHORIZER_HTTP_RESPONSE", "simple") == "simple":
-            return {"isAuthorized": False}
-        raise RuntimeError("authorizer error") from None
+        return _closed(request.shape)
     try:
         decision = authorizer.decide(request)
     except Exception as error:  # decide fails closed itself: this keeps the log and metric for the rest

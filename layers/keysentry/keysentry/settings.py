@@ -76,6 +76,33 @@ def matching(pattern: str, what: str) -> Parse[str]:
     return parse
 
 
+def choice(*options: str) -> Parse[str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigurationError(f"{name} must be one of: {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def boolean(name: str, raw: str) -> bool:
+    return choice("true", "false")(name, raw) == "true"
+
+
+def names(name: str, raw: str) -> frozenset[str]:
+    """A comma-separated list of names (blanks ignored)."""
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def route_scopes(name: str, raw: str) -> str:
+    """The route table's JSON, checked whole here (its parser says what is wrong)."""
+    from keysentry.routes import RouteTable
+
+    RouteTable.from_json(raw)
+    return raw
+
+
 def _int(name: str, default: int, low: int, high: int) -> int:
     """An integer variable within [low, high]; ``default`` when unset or empty."""
     return Var(name, default, integer(low, high)).read()
@@ -130,6 +157,13 @@ AUTH_CACHE_TTL = Var("AUTH_CACHE_TTL", 30.0, number(0, 300))
 AUTHORIZER_CACHE_FLUSH_QUEUE_URL = Var(
     "AUTHORIZER_CACHE_FLUSH_QUEUE_URL", "", matching(r"https?://\S+", "an SQS queue URL")
 )
+ROUTE_SCOPES = Var("ROUTE_SCOPES", "{}", route_scopes)  # {"METHOD /path": "scope"}; unmapped: denied
+GATEWAY_CACHE_TTL = Var("GATEWAY_CACHE_TTL", 0.0, number(0, 3600))
+SIGNATURE_MAX_AGE_MS = Var("SIGNATURE_MAX_AGE_MS", 5_000, integer(1_000, 60_000))
+SIGNATURE_MAX_SKEW_MS = Var("SIGNATURE_MAX_SKEW_MS", 1_000, integer(0, 60_000))
+AUTHORIZER_HTTP_RESPONSE = Var("AUTHORIZER_HTTP_RESPONSE", "simple", choice("simple", "iam"))
+USAGE_IDENTIFIER = Var("USAGE_IDENTIFIER", False, boolean)
+TEST_STAGES = Var("TEST_STAGES", frozenset[str](), names)
 GITHUB_SCANNING_KEYS_PARAMETER = Var("GITHUB_SCANNING_KEYS_PARAMETER", "", text)
 GITHUB_SCANNING_KEYS_URL = Var(
     "GITHUB_SCANNING_KEYS_URL",
@@ -247,3 +281,28 @@ class ScanningKeysSettings(EnvSettings):
         default="", metadata={"var": dataclasses.replace(GITHUB_SCANNING_KEYS_PARAMETER, required=True)}
     )
     url: str = GITHUB_SCANNING_KEYS_URL.field()
+
+
+@dataclass(frozen=True)
+class AuthorizerSettings(EnvSettings):
+    """The authorizer: the tables it reads, its caches, the signature window, how it answers."""
+
+    keys_table: str = KEYS_TABLE.field()
+    nonce_table: str = NONCE_TABLE.field()  # only keys that sign requests claim nonces
+    pepper_secret_id: str = PEPPER_SECRET_ID.field()
+    kms_key_id: str = KMS_KEY_ID.field()
+    audit_retention_days: int = AUDIT_RETENTION_DAYS.field()  # the re-hash under a new pepper is audited
+    route_scopes: str = ROUTE_SCOPES.field()
+    cache_ttl: float = AUTH_CACHE_TTL.field()  # seconds a container keeps a record: the revocation bound
+    gateway_cache_ttl: float = GATEWAY_CACHE_TTL.field()  # API Gateway's own cache; > 0 refuses signed keys
+    signature_max_age_ms: int = SIGNATURE_MAX_AGE_MS.field()
+    signature_max_skew_ms: int = SIGNATURE_MAX_SKEW_MS.field()
+    http_response: str = AUTHORIZER_HTTP_RESPONSE.field()  # HTTP APIs: "simple" or "iam" responses
+    usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return the key as usageIdentifierKey
+    test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
+
+
+def authorizer_http_response() -> str:
+    """How the authorizer answers HTTP APIs, read on its own only where the rest of its settings
+    could not be: to answer a request in the right shape when its configuration is wrong."""
+    return AUTHORIZER_HTTP_RESPONSE.read()

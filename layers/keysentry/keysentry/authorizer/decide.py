@@ -1,0 +1,287 @@
+"""The authorizer's rules, over its ports: the key store, the nonce table, the peppers and the clock.
+
+Order, cheapest first: the one presented token -> parse + checksum (no I/O) -> in-memory cache
+(bounded, TTL) or one strongly consistent GetItem -> digest (constant time) -> status and time ->
+IP deny, then allow -> route scope -> signature, when the key requires one. Any internal failure
+fails closed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+
+from keysentry import keyformat
+from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
+from keysentry.authorizer.events import Request
+from keysentry.authorizer.outcomes import Decision, Outcome, failure
+from keysentry.authorizer.paths import path_is_canonical
+from keysentry.authorizer.respond import Contexts
+from keysentry.authorizer.usage import UsageRecorder
+from keysentry.errors import MalformedKeyError
+from keysentry.model import KeyRecord, Status
+from keysentry.nonces import NonceTable
+from keysentry.peppers import PepperSource
+from keysentry.routes import RouteTable
+from keysentry.settings import TEST_STAGES, AuthorizerSettings
+from keysentry.store import KeyStore, from_item
+
+_OK = "ok"
+
+
+def parse_test_stages(text: str) -> frozenset[str]:
+    """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
+    return TEST_STAGES.parse(TEST_STAGES.name, text)
+
+
+def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Any]) -> bool:
+    return any(ip.version == net.version and ip in net for net in nets)
+
+
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per distinct source address (callers repeat theirs)."""
+    if not text:
+        return None
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _ip_denial(entry: Entry, source_ip: str | None) -> str | None:
+    """IP rules: the deny list first, then the allow list; a key with rules needs a source address."""
+    ip = _parse_ip(source_ip)
+    if ip is None:
+        return "no_source_ip"
+    if _ip_in(ip, entry.deny):
+        return "ip_denied"
+    if entry.allow and not _ip_in(ip, entry.allow):
+        return "ip_not_allowed"
+    return None
+
+
+def _status_denial(record: KeyRecord, now: int) -> str | None:
+    """A key past its grace, its lifetime, or in any state but active and rotating."""
+    if record.status is Status.ROTATING:
+        if record.grace_until is None or record.grace_until <= now:
+            return "grace_ended"
+    elif record.status is not Status.ACTIVE:
+        return f"status_{record.status.value}"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "expired"
+    return None
+
+
+class Authorizer:
+    def __init__(
+        self,
+        store: KeyStore,
+        peppers: PepperSource,
+        routes: RouteTable,
+        *,
+        cache_ttl: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        kms_key_id: str = "",
+        nonce_table: str = "",
+        nonces: NonceTable | None = None,
+        max_age_ms: int = 5_000,
+        max_skew_ms: int = 1_000,
+        http_response: str = "simple",
+        usage_identifier: bool = False,
+        gateway_cache_ttl: float = 0,
+        test_stages: frozenset[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.peppers = peppers
+        self.routes = routes
+        self.cache = RecordCache(cache_ttl)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.kms_key_id = kms_key_id
+        self.nonces = nonces if nonces is not None else NonceTable(nonce_table)
+        self.max_age_ms = min(max_age_ms, 60_000)
+        self.max_skew_ms = min(max_skew_ms, 60_000)
+        self.http_response = http_response  # HTTP APIs: "simple" or "iam" responses
+        self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
+        # How long API Gateway may reuse this authorizer's answers; > 0: signed keys are refused.
+        self.gateway_cache_ttl = gateway_cache_ttl
+        # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
+        # Live keys may call any stage, test stages included.
+        self.test_stages = test_stages
+        self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
+        self.contexts = Contexts(self.cache.max_entries)
+
+    @classmethod
+    def from_settings(cls, settings: AuthorizerSettings) -> Authorizer:
+        return cls(
+            KeyStore(settings.keys_table, audit_retention_days=settings.audit_retention_days),
+            PepperSource(settings.pepper_secret_id),
+            RouteTable.from_json(settings.route_scopes),
+            cache_ttl=settings.cache_ttl,
+            kms_key_id=settings.kms_key_id,
+            nonce_table=settings.nonce_table,
+            max_age_ms=settings.signature_max_age_ms,
+            max_skew_ms=settings.signature_max_skew_ms,
+            http_response=settings.http_response,
+            usage_identifier=settings.usage_identifier,
+            gateway_cache_ttl=settings.gateway_cache_ttl,
+            test_stages=settings.test_stages,
+        )
+
+    @classmethod
+    def from_env(cls) -> Authorizer:
+        return cls.from_settings(AuthorizerSettings.from_env())
+
+    # ---------------------------------------------------------------- the decision
+
+    def decide(self, request: Request) -> Decision:
+        if request.refusal is not None:
+            return Decision(Outcome.UNAUTHORIZED, request.refusal)
+        tokens = request.tokens
+        if len(tokens) != 1:
+            return Decision(Outcome.UNAUTHORIZED, "several_keys" if tokens else "missing_key")
+        key = (tokens[0], request.method, request.path, request.source_ip, request.shape, request.stage)
+        cached = self.cache.decisions.get(key)  # (monotonic until, wall-clock until, decision)
+        if cached is not None:
+            now = self.clock()
+            if cached[0] > self.monotonic() and cached[1] > now:
+                decision = cached[2]
+                if decision.outcome is Outcome.ALLOW and decision.record is not None:
+                    self.usage.record(decision.record, tokens[0], int(now))
+                return decision
+            del self.cache.decisions[key]
+        decision = self._decide(request)
+        if decision.record is not None and decision.outcome in (Outcome.ALLOW, Outcome.DENY):
+            self._remember(key, decision)
+        return decision
+
+    def context(self, record: KeyRecord, now: int) -> dict[str, str | int | bool]:
+        """What the backend learns about the caller (API Gateway passes strings, numbers, booleans)."""
+        return self.contexts.context(record, now)
+
+    def _remember(self, key: DecisionKey, decision: Decision) -> None:
+        record = decision.record
+        assert record is not None
+        if record.signing.mode != "bearer":
+            return  # every signed request is verified (and its nonce claimed) afresh
+        entry = self.cache.get(record.kid, self.monotonic())
+        if entry is None:
+            return
+        boundaries = [b for b in (record.grace_until, record.expires_at) if b is not None]
+        self.cache.remember(key, entry.expires, min(boundaries, default=float("inf")), decision)
+
+    def _decide(self, request: Request) -> Decision:
+        arn = request.method_arn
+        if not path_is_canonical(request.path) or (
+            arn is not None and arn.path != request.path and not path_is_canonical(arn.path)
+        ):
+            return Decision(Outcome.DENY, "path_not_canonical")
+        try:
+            parsed = keyformat.parse(request.tokens[0])
+        except MalformedKeyError:
+            return Decision(Outcome.UNAUTHORIZED, "malformed_key")
+        try:
+            return self._decide_known(request, parsed)
+        except Exception as error:  # fail closed: never an Allow on a failure
+            return failure(error, parsed.kid)
+
+    def _decide_known(self, request: Request, parsed: keyformat.ParsedKey) -> Decision:
+        kid = parsed.kid
+        entry = self._entry(kid)
+        if entry is None:
+            return Decision(Outcome.UNAUTHORIZED, "unknown_key", kid)
+        record = entry.record
+        peppers = self.peppers.for_version(record.pepper_version)
+        if not peppers.verify(parsed.token, record.digest, record.pepper_version):
+            return Decision(Outcome.UNAUTHORIZED, "wrong_digest", kid)
+        now = int(self.clock())
+        denial = self._denial(entry, request, now)
+        if denial:
+            return Decision(Outcome.DENY, denial, kid, record)
+        self.usage.record(record, parsed.token, now)
+        return Decision(Outcome.ALLOW, _OK, kid, record)
+
+    def _entry(self, kid: str) -> Entry | None:
+        now = self.monotonic()
+        entry = self.cache.get(kid, now)
+        if entry is not None:
+            return entry
+        if self.cache.is_missing(kid, now):
+            return None
+        item = self.store.get_item(kid)
+        if item is None:
+            self.cache.mark_missing(kid, now)
+            return None
+        record = from_item(item)
+        return self.cache.put(
+            record, now, self._verifier(record) if record.signing.mode != "bearer" else None
+        )
+
+    def _verifier(self, record: KeyRecord) -> Any:
+        """Only for keys that require signed requests: the signing module (and cryptography) load here."""
+        from keysentry.signing import Verifier
+
+        signing = record.signing
+        if signing.mode == "hmac":
+            from keysentry.envelope import KmsBox
+
+            if not signing.secret_ciphertext:
+                raise ValueError("hmac key without its secret")
+            secret = KmsBox(self.kms_key_id).decrypt(record.kid, "signing", signing.secret_ciphertext)
+            return Verifier("hmac", secret=secret)
+        return Verifier(signing.mode, public_key_pem=signing.public_key_pem)
+
+    def _denial(self, entry: Entry, request: Request, now: int) -> str | None:
+        """Why a known key with the right secret may not make this request; None: it may."""
+        record = entry.record
+        denial = _status_denial(record, now)
+        if denial:
+            return denial
+        if record.env == "test" and self.test_stages is not None and request.stage not in self.test_stages:
+            return "test_key_on_non_test_stage"
+        if entry.allow or entry.deny:
+            denial = _ip_denial(entry, request.source_ip)
+            if denial:
+                return denial
+        required = self.routes.required_scope(request.method, request.path)
+        if required is None:
+            return "route_not_mapped"
+        if required and required not in record.scopes:
+            return "scope_missing"
+        return self._signing_denial(entry, request)
+
+    def _signing_denial(self, entry: Entry, request: Request) -> str | None:
+        if entry.record.signing.mode == "bearer":
+            return None
+        if self.gateway_cache_ttl > 0:
+            # API Gateway would reuse an Allow without the nonce check: a replay would pass.
+            return "signed_key_behind_gateway_cache"
+        if entry.verifier is not None:
+            return self._signature_denial(entry, request)
+        return None
+
+    def _signature_denial(self, entry: Entry, request: Request) -> str | None:
+        from keysentry.signing import SignatureError, check_time, read_signed
+
+        if request.shape == "token":
+            return "signature_needs_request_authorizer"  # a TOKEN authorizer sees one header only
+        try:
+            signed = read_signed(request.signature_headers())
+            check_time(signed, int(self.clock() * 1000), self.max_age_ms, self.max_skew_ms)
+            entry.verifier.verify(
+                signed, request.method, request.path, request.canonical_query(), request.content_type()
+            )
+        except SignatureError as error:
+            return error.reason
+        expires = int(self.clock()) + (self.max_age_ms + self.max_skew_ms) // 1000 + 60
+        if not self.nonces.claim(f"{entry.record.kid}#{signed.nonce}", expires):
+            return "replayed_nonce"
+        return None

@@ -1,0 +1,150 @@
+"""A decision, turned into the response API Gateway expects for the event's shape: an IAM policy
+(REST, and HTTP APIs with IAM responses) or a simple ``isAuthorized`` (HTTP APIs), the context the
+backend reads, the usage identifier; 401 is the exception API Gateway knows by its message.
+
+An Allow's policy covers every route the key's scopes allow, so that API Gateway's cached copy is
+right on every route; a known key's Deny covers the stage unless it depends on the route.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final
+
+from keysentry.authorizer.events import Request
+from keysentry.authorizer.outcomes import Decision, Outcome
+from keysentry.authorizer.paths import NONCANONICAL_GLOBS
+from keysentry.model import KeyRecord, Status
+from keysentry.routes import MethodArn, RouteTable
+
+if TYPE_CHECKING:
+    from keysentry.authorizer.decide import Authorizer
+
+Context = dict[str, str | int | bool]
+
+# Denials that depend on the route asked about; every other denial of a known key holds on every
+# route of the stage (the gateway's cache key holds the key and the source address).
+ROUTE_DENIALS: Final = frozenset({"route_not_mapped", "scope_missing", "path_not_canonical"})
+
+
+class Unauthorized(Exception):  # API Gateway answers 401 for exactly this message
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+class Contexts:
+    """What the backend learns about the caller (API Gateway passes strings, numbers, booleans):
+    the parts that change only with the record are built once per record version."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._bases: dict[tuple[str, int], Context] = {}
+
+    def context(self, record: KeyRecord, now: int) -> Context:
+        due = record.grace_until if record.status is Status.ROTATING else record.rotate_after
+        base = self._bases.get((record.kid, record.version))
+        if base is None:
+            if len(self._bases) >= self.max_entries:
+                self._bases.clear()
+            base = self._bases[(record.kid, record.version)] = _context_base(record)
+        return {**base, "rotate_in_seconds": max(0, (due or now) - now)}
+
+
+def _context_base(record: KeyRecord) -> Context:
+    return {
+        "key_id": record.kid,
+        "owner_id": record.owner_id,
+        "scopes": ",".join(record.scopes),
+        "status": record.status.value,
+        "env": record.env,
+        "successor": record.successor or "",
+        "signing": record.signing.mode,
+    }
+
+
+@lru_cache(maxsize=4096)
+def _allow_document(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) -> dict[str, Any] | None:
+    """The policy document for a key with these scopes on one API stage: it allows the routes the
+    scopes allow and explicitly denies the narrower rules they lack, so that API Gateway's cached
+    copy decides every route as the authorizer would (see ``RouteTable.policy_for``). None when
+    the scopes allow nothing, or when no document can be exact (then the response names the one
+    route asked about). A last Deny covers the non-canonical spellings ``path_is_canonical``
+    refuses (:data:`NONCANONICAL_GLOBS`), which the allowed globs would otherwise match.
+    Built once, shared by the responses that use it, never modified."""
+    rules = routes.policy_for(scopes)
+    if not rules.allow or not rules.exact:
+        return None
+    statements = [_statement("Allow", [f"{prefix}/{r}" for r in rules.allow])]
+    if rules.deny:
+        statements.append(_statement("Deny", [f"{prefix}/{r}" for r in rules.deny]))
+    # The allowed globs match paths the authorizer refuses (``GET/v1/prices/*`` matches
+    # ``/v1/prices/..%2Fadmin``): the cached copy denies them as the authorizer would.
+    statements.append(_statement("Deny", [f"{prefix}/*{g}" for g in NONCANONICAL_GLOBS]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
+    return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}
+
+
+def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
+    return {
+        "principalId": principal,
+        "policyDocument": {"Version": "2012-10-17", "Statement": [_statement(effect, resources)]},
+    }
+
+
+def _allow_response(
+    authorizer: Authorizer, request: Request, record: KeyRecord, simple: bool
+) -> dict[str, Any]:
+    context = authorizer.contexts.context(record, int(authorizer.clock()))
+    if simple:
+        return {"isAuthorized": True, "context": context}
+    arn = request.method_arn
+    if arn is None:  # nothing to allow by ARN: never fall back to a wildcard
+        return policy(record.kid, "Deny", ["*"])
+    document = _allow_document(authorizer.routes, arn.prefix, record.scopes)
+    if document is None:  # no policy is exact for every route: allow the one asked about
+        document = policy(record.kid, "Allow", [arn.arn()])["policyDocument"]
+    response = {"principalId": record.kid, "policyDocument": document, "context": context}
+    if authorizer.usage_identifier and request.shape != "http":
+        response["usageIdentifierKey"] = request.tokens[0]
+    return response
+
+
+def _route_deny(
+    routes: RouteTable, arn: MethodArn, principal: str, record: KeyRecord | None, reason: str
+) -> dict[str, Any]:
+    """A Deny of the one route asked about; for a known key whose policy already denies it, that
+    policy with the route's Deny added (a cached copy then decides every route alike)."""
+    if record is not None and reason != "path_not_canonical":
+        document = _allow_document(routes, arn.prefix, record.scopes)
+        if document is not None:
+            statements = [*document["Statement"], _statement("Deny", [arn.arn()])]
+            return {"principalId": principal, "policyDocument": {**document, "Statement": statements}}
+    return policy(principal, "Deny", [arn.arn()])
+
+
+def _deny_response(authorizer: Authorizer, request: Request, decision: Decision) -> dict[str, Any]:
+    arn = request.method_arn
+    principal = decision.kid or "anonymous"
+    if arn is None:
+        return policy(principal, "Deny", ["*"])
+    if decision.record is None or decision.reason in ROUTE_DENIALS:
+        return _route_deny(authorizer.routes, arn, principal, decision.record, decision.reason)
+    return policy(principal, "Deny", [f"{arn.prefix}/*"])
+
+
+def respond(authorizer: Authorizer, request: Request, decision: Decision) -> dict[str, Any]:
+    """Turn a decision into the response API Gateway expects for the event's shape."""
+    simple = request.shape == "http" and authorizer.http_response == "simple"
+    if decision.outcome is Outcome.ALLOW:
+        assert decision.record is not None
+        return _allow_response(authorizer, request, decision.record, simple)
+    if simple:
+        return {"isAuthorized": False}
+    if decision.outcome is Outcome.UNAUTHORIZED and request.shape != "http":
+        raise Unauthorized()
+    if decision.outcome is Outcome.ERROR and request.shape != "http":
+        raise RuntimeError("authorizer error")  # a 500, which API Gateway does not cache
+    return _deny_response(authorizer, request, decision)
