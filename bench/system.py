@@ -96,10 +96,10 @@ def _rotation_run(size: int) -> dict[str, Any]:
     from types import SimpleNamespace
 
     from keysentry import aws
-    from keysentry_dev import local
     from keysentry.rotation import RotationJob
     from keysentry.service import KeyService
     from keysentry.settings import Settings
+    from keysentry_dev import local
     from moto import mock_aws
 
     aws.reset()
