@@ -14,9 +14,12 @@ botocore is imported on first use: the authorizer's bearer-key path never pays f
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from keysentry import aws
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 PENDING: Final = "pending"
 DONE: Final = "done"
@@ -24,12 +27,12 @@ _CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 
 
 class NonceTable:
-    def __init__(self, table: str, client: Any = None) -> None:
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         self.table = table
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> DynamoDBClient:
         if self._client is None:
             self._client = aws.client("dynamodb")
         return self._client

@@ -32,7 +32,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from keysentry.api import context
 from keysentry.errors import ConfigurationError, TransitionError
 from keysentry.model import DAY, LONGEST_LIFETIME_DAYS, MAX_REASON, KeyRecord
-from keysentry.service import KeyService
+from keysentry.nonces import NonceTable
 from keysentry.settings import ApiSettings
 
 router = Router()
@@ -48,7 +48,6 @@ SEEN_WITHOUT_EXPIRY_S = (
 # A pending report older than this was left by an invocation that cannot still be running: the
 # ApiFunction's Timeout in template.yaml (15 s), plus a margin. Keep it at least that Timeout.
 PENDING_AFTER_S = 20
-PENDING, DONE = "pending", "done"
 
 
 @cache
@@ -106,51 +105,12 @@ def _seen_key(match: dict[str, str]) -> str:
     return f"{SEEN_PREFIX}{token_hash}#{hashlib.sha256(sighting.encode()).hexdigest()}"
 
 
-def _first_sighting(svc: KeyService, seen: str, record: KeyRecord) -> bool:
-    """Remember a report as ``pending`` (a conditional put) until its key can no longer be live:
-    False if it is already remembered as done (a replay), or as pending by a delivery that may still
-    be running. A report pending for longer than any invocation runs was abandoned: it acts again."""
-    from botocore.exceptions import ClientError
-
-    now = svc.clock()
+def _first_sighting(nonces: NonceTable, seen: str, record: KeyRecord, now: int) -> bool:
+    """Remember a report as pending until its key can no longer be live: False if it is already
+    remembered as done (a replay), or as pending by a delivery that may still be running. A report
+    pending for longer than any invocation runs was abandoned: it acts again."""
     until = (record.expires_at if record.expires_at is not None else now + SEEN_WITHOUT_EXPIRY_S) + DAY
-    try:
-        svc.store.client.put_item(
-            TableName=svc.settings.nonce_table,
-            Item={
-                "pk": {"S": seen},
-                "expires_at": {"N": str(max(until, now + DAY))},
-                "state": {"S": PENDING},
-                "started_at": {"N": str(now)},
-            },
-            ConditionExpression="attribute_not_exists(pk) OR (#state = :pending AND started_at < :abandoned)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":pending": {"S": PENDING},
-                ":abandoned": {"N": str(now - PENDING_AFTER_S)},
-            },
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def _done(svc: KeyService, seen: str) -> None:
-    """The report's action completed: from now on a delivery of it is a replay."""
-    svc.store.client.update_item(
-        TableName=svc.settings.nonce_table,
-        Key={"pk": {"S": seen}},
-        UpdateExpression="SET #state = :done REMOVE started_at",
-        ExpressionAttributeNames={"#state": "state"},
-        ExpressionAttributeValues={":done": {"S": DONE}},
-    )
-
-
-def _forget(svc: KeyService, seen: str) -> None:
-    """Undo a remembered report whose action failed, so GitHub's redelivery acts."""
-    svc.store.client.delete_item(TableName=svc.settings.nonce_table, Key={"pk": {"S": seen}})
+    return nonces.begin(seen, max(until, now + DAY), now=now, abandoned_before=now - PENDING_AFTER_S)
 
 
 def _label(match: dict[str, str]) -> str:
@@ -161,7 +121,8 @@ def _label(match: dict[str, str]) -> str:
     if record is None:  # not a keysentry key, or not one that exists
         return "false_positive"
     seen = _seen_key(match)
-    if not _first_sighting(svc, seen, record):
+    nonces = NonceTable(svc.settings.nonce_table, svc.store.client)
+    if not _first_sighting(nonces, seen, record, svc.clock()):
         logger.warning("replayed leak report ignored", key_id=record.kid)
         return "true_positive"
     # Even a key that is suspended or has ended may have successors its holder minted: they are
@@ -173,9 +134,9 @@ def _label(match: dict[str, str]) -> str:
     except TransitionError:
         pass
     except Exception:
-        _forget(svc, seen)  # the next delivery of this report acts
+        nonces.forget(seen)  # the next delivery of this report acts
         raise
-    _done(svc, seen)
+    nonces.finish(seen)
     return "true_positive"
 
 
