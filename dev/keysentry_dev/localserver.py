@@ -15,7 +15,7 @@ from keysentry import aws
 from keysentry.errors import ConfigurationError
 
 from keysentry_dev import require_local_extra
-from keysentry_dev.local import REGION, load_template, provision, sam_env_vars
+from keysentry_dev.local import REGION, Stack, load_template, provision, sam_env_vars
 
 
 def run_local(
@@ -51,6 +51,25 @@ def run_local(
     except Exception:
         server.stop()
         raise
+    _announce(stack, endpoint, env_file, container_host, port, out_json)
+    if not block:
+        server.stop()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _announce(
+    stack: Stack, endpoint: str, env_file: Path, container_host: str, port: int, out_json: bool
+) -> None:
+    """Write the SAM env-vars file and the shell exports; print how to reach the stack."""
     env = stack.function_environment()
     env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION})
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -70,18 +89,6 @@ def run_local(
             f"for another shell: source {env_file.with_suffix('.env')}. Ctrl-C to stop.",
             flush=True,
         )
-    if not block:
-        server.stop()
-        return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
 
 
 def _check_free(host: str, port: int) -> None:
