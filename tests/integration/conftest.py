@@ -20,11 +20,13 @@ def secret_part(token: str) -> str:
 
 
 class SecretFinder:
-    """Whether a text holds the secret part of any of the given tokens: one pass over the text,
-    a set look-up per candidate window, instead of one substring search per secret."""
+    """Whether a text holds the secret part of any of the given tokens, or any other given secret
+    (by its first SECRET_LEN characters: a fragment that long is a leak too): one pass over the
+    text, a set look-up per candidate window, instead of one substring search per secret."""
 
-    def __init__(self, tokens: list[str]) -> None:
+    def __init__(self, tokens: list[str], secrets: list[str] | None = None) -> None:
         self.secrets = {secret_part(t) for t in tokens}
+        self.secrets |= {s[: keyformat.SECRET_LEN] for s in secrets or () if len(s) >= keyformat.SECRET_LEN}
 
     def found_in(self, text: str) -> bool:
         width = keyformat.SECRET_LEN
@@ -75,24 +77,44 @@ def messages_text() -> str:
     return json.dumps([sent, held], default=str)
 
 
-def plaintext_found(tokens: list[str], stack: Any, log_lines: list[str]) -> list[str]:
-    """Where the secret part of any of ``tokens`` appears: each table's items, the messages sent
-    or queued, and the log lines."""
-    finder = SecretFinder(tokens)
+def plaintext_found(
+    tokens: list[str], stack: Any, log_lines: list[str], secrets: list[str] | None = None
+) -> list[str]:
+    """Where the secret part of any of ``tokens``, or any of ``secrets``, appears: each table's
+    items, the messages sent or queued, and the log lines."""
+    finder = SecretFinder(tokens, secrets)
     if not finder.secrets:
         return []  # nothing minted, nothing to find: no need to read anything
     places = {**stored_texts(stack), "messages": messages_text(), "logs": "\n".join(log_lines)}
     return [place for place, text in places.items() if finder.found_in(text)]
 
 
+@pytest.fixture
+def minted_secrets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every random secret drawn during the test: a key's secret part, an HMAC signing secret."""
+    secrets: list[str] = []
+    real_random = keyformat.random_base62
+
+    def recording_random(length: int) -> str:
+        value = real_random(length)
+        if length > keyformat.KID_LEN:  # a kid names a key in logs and alerts: it is not a secret
+            secrets.append(value)
+        return value
+
+    monkeypatch.setattr(keyformat, "random_base62", recording_random)
+    return secrets
+
+
 @pytest.fixture(autouse=True)
 def leak_guard(
     stack: Any,
+    minted_secrets: list[str],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> Iterator[list[str]]:
-    """Record every token minted during the test; afterwards look for it in every table, message and log."""
+    """Record every token minted during the test, and every other random secret (a key's secret part,
+    an HMAC signing secret); afterwards look for each in every table, message and log."""
     minted: list[str] = []
     real_generate = keyformat.generate
 
@@ -110,7 +132,7 @@ def leak_guard(
         + [line for line in (out + err).splitlines() if line.startswith("{") and '"level"' in line]
         + err.splitlines()
     )
-    leaks = plaintext_found(minted, stack, log_lines)
+    leaks = plaintext_found(minted, stack, log_lines, minted_secrets)
     assert not leaks, f"plaintext keys found in: {', '.join(sorted(set(leaks)))}"
 
 

@@ -21,7 +21,7 @@ def test_a_secret_is_found_wherever_it_sits_in_a_longer_run_of_base62() -> None:
 
 
 def test_a_secret_sent_through_the_topic_or_left_in_a_queue_is_found(
-    stack: Any, leak_guard: list[str]
+    stack: Any, leak_guard: list[str], minted_secrets: list[str]
 ) -> None:
     published, queued = keyformat.generate("live").token, keyformat.generate("live").token
     assert plaintext_found([published, queued], stack, []) == []
@@ -30,4 +30,18 @@ def test_a_secret_sent_through_the_topic_or_left_in_a_queue_is_found(
     queue = aws.client("sqs").create_queue(QueueName="guard-test")["QueueUrl"]
     aws.client("sqs").send_message(QueueUrl=queue, MessageBody=f'{{"key": "{queued}"}}')
     assert plaintext_found([queued], stack, []) == ["messages"]
-    leak_guard[:] = []  # planted on purpose: without this line the guard fails this test
+    leak_guard[:] = minted_secrets[:] = []  # planted on purpose: without this the guard fails this test
+
+
+def test_a_signing_secret_is_watched_like_a_key(
+    service: Any, stack: Any, minted_secrets: list[str], leak_guard: list[str]
+) -> None:
+    issued = service.create("acme", actor="test", scopes=["prices:read"], signing="hmac")
+    assert issued.signing_secret in minted_secrets
+    assert plaintext_found([], stack, []) == []
+    assert plaintext_found([], stack, [], minted_secrets) == []  # stored KMS-encrypted only
+    line = f'{{"level": "INFO", "message": "created", "secret": "{issued.signing_secret}"}}'
+    assert plaintext_found([], stack, [line], minted_secrets) == ["logs"]
+    assert plaintext_found(
+        [], stack, [line[:40] + issued.signing_secret[: keyformat.SECRET_LEN]], minted_secrets
+    ) == ["logs"]

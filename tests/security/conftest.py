@@ -5,6 +5,6 @@ Every test here runs under the same plaintext leak guard as the integration test
 
 from __future__ import annotations
 
-from tests.integration.conftest import api_service, leak_guard, plaintext_found
+from tests.integration.conftest import api_service, leak_guard, minted_secrets, plaintext_found
 
-__all__ = ["api_service", "leak_guard", "plaintext_found"]
+__all__ = ["api_service", "leak_guard", "minted_secrets", "plaintext_found"]
