@@ -129,3 +129,37 @@ def test_the_architecture_document_names_every_part_in_its_layer() -> None:
         row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
         named = {name.rstrip("/") for name in re.findall(r"`([a-z_]+/?)`", row.split("|")[2])}
         assert named == {part for part, at in LAYER.items() if at == layer}, label
+
+
+# ---------------------------------------------------------------- sizes
+
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 400
+# The demo narrates the whole lifecycle as one script, step after step: it is read top to bottom.
+SCRIPTS = {("dev/keysentry_dev/demo.py", "run_demo")}
+SOURCES = sorted(
+    p
+    for folder in ("layers/keysentry/keysentry", "dev", "functions", "bench")
+    for p in (ROOT / folder).rglob("*.py")
+    if "__pycache__" not in p.parts
+)
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        p.relative_to(ROOT).as_posix(): n
+        for p in SOURCES
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_is_over_60_lines() -> None:
+    long = {}
+    for path in SOURCES:
+        name = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES and (name, node.name) not in SCRIPTS:
+                    long[f"{name}:{node.name}"] = lines
+    assert long == {}

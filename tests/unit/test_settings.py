@@ -185,14 +185,6 @@ def test_the_refresh_needs_its_parameter(clean_env: pytest.MonkeyPatch) -> None:
         ScanningKeysSettings.from_env()
 
 
-def test_the_int_helper_checks_like_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KS_TEST_INT", raising=False)
-    assert settings._int("KS_TEST_INT", 5, 1, 9) == 5
-    monkeypatch.setenv("KS_TEST_INT", "10")
-    with pytest.raises(ConfigurationError, match=r"^KS_TEST_INT must be between 1 and 9$"):
-        settings._int("KS_TEST_INT", 5, 1, 9)
-
-
 # ---------------------------------------------------------------- template.yaml
 
 

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 REFRESH_COOLDOWN_S: Final = 60
 DEFAULT_MAX_AGE_S: Final = PEPPER_MAX_AGE_SECONDS.default
-MAX_AGE_ENV: Final = PEPPER_MAX_AGE_SECONDS.name
 
 
 def max_age_from_env() -> int:

@@ -103,11 +103,6 @@ def route_scopes(name: str, raw: str) -> str:
     return raw
 
 
-def _int(name: str, default: int, low: int, high: int) -> int:
-    """An integer variable within [low, high]; ``default`` when unset or empty."""
-    return Var(name, default, integer(low, high)).read()
-
-
 @dataclass(frozen=True)
 class Var(Generic[T]):
     """One environment variable: its name, the value when it is unset or empty, and its check."""
@@ -290,6 +285,7 @@ class AuthorizerSettings(EnvSettings):
     keys_table: str = KEYS_TABLE.field()
     nonce_table: str = NONCE_TABLE.field()  # only keys that sign requests claim nonces
     pepper_secret_id: str = PEPPER_SECRET_ID.field()
+    pepper_max_age_seconds: int = PEPPER_MAX_AGE_SECONDS.field()
     kms_key_id: str = KMS_KEY_ID.field()
     audit_retention_days: int = AUDIT_RETENTION_DAYS.field()  # the re-hash under a new pepper is audited
     route_scopes: str = ROUTE_SCOPES.field()

@@ -48,7 +48,7 @@ class ServiceBase:
         settings = settings or Settings.from_env()
         return cls(
             KeyStore(settings.keys_table, audit_retention_days=settings.audit_retention_days),
-            PepperSource(settings.pepper_secret_id),
+            PepperSource(settings.pepper_secret_id, max_age=settings.pepper_max_age_seconds),
             settings=settings,
             clock=clock,
         )
