@@ -103,7 +103,7 @@ def _noncanonical_globs() -> tuple[str, ...]:
 def _either_case(pair: str, rest: str = "*") -> list[str]:
     """``%2E*`` and ``%2e*``: an escape's hex digits in upper and lower case (upper first), without
     repeats, then ``rest``."""
-    high, low = pair
+    high, low = pair[0], pair[1]
     return [
         f"%{h}{lo}{rest}"
         for h in dict.fromkeys((high, high.lower()))
