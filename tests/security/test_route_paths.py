@@ -8,6 +8,7 @@ reach /admin. The authorizer refuses such paths before matching any rule, in eve
 from __future__ import annotations
 
 import posixpath
+import re
 import unicodedata
 from typing import Any
 from urllib.parse import unquote
@@ -48,10 +49,12 @@ ESCAPES = [
     "/v1/prices//admin",
     "/v1/prices/%61dmin",  # an encoded letter: a decoder sees another path than the rules did
     "/v1/prices/*",  # a wildcard in an execute-api ARN
-    "/v1/prices/%",
-    "/v1/prices/%zz",
+    "/v1/prices/%u002e%u002e/admin",  # IIS and .NET decode %u
+    "/v1/prices/%%32%65%%32%65/admin",  # decoded twice
+    "/v1/prices/%0",  # a lenient decoder reads one hex digit: a NUL
 ]
 PLAIN = ["/v1/prices/BTC", "/v1/prices/BTC.json", "/v1/prices/a%20b", "/v1/prices/caf%C3%A9", "/v1/prices/"]
+PLAIN += ["/v1/prices/%", "/v1/prices/%zz", "/v1/prices/%a.b", "/v1/prices/%2/"]  # a literal "%"
 
 
 class Monotonic:
@@ -134,10 +137,12 @@ def test_plain_paths_are_still_allowed(
 
 
 def readings(path: str) -> set[str]:
-    """What a backend or proxy may make of a path: decode (once, twice), fold Unicode, read a
-    backslash as a slash, stop at a NUL, drop ";params", collapse dot segments and empty ones."""
+    """What a backend or proxy may make of a path: decode (once, twice, %u as IIS does), fold
+    Unicode, read a backslash as a slash, stop at a NUL, drop ";params", collapse dot segments and
+    empty ones."""
     seen = set()
-    for text in (path, unquote(path), unquote(unquote(path))):
+    iis = re.sub(r"%[uU]([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), path)
+    for text in (path, unquote(path), unquote(unquote(path)), unquote(iis)):
         for form in (text, unicodedata.normalize("NFKC", text)):
             form = form.replace("\\", "/").split("\x00")[0]
             form = "/".join(segment.split(";")[0] for segment in form.split("/"))
@@ -168,6 +173,7 @@ alphabet = st.sampled_from(
         "\uff0e",
         "\uff0f",
         "é",
+        "u",
     ]
 )
 

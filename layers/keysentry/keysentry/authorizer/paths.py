@@ -16,6 +16,11 @@ _NEVER_ENCODED: Final = (
     | {0x7F}
 )
 _SEPARATORS: Final = "./\\%;*?"
+# A "%" that is not an escape of its own but that a decoder still gives meaning to: "%0"/"%1" (a
+# control character, also to a lenient one-digit decoder), "%u"/"%U" (IIS and .NET read "%u002e" as
+# "."), and "%" before "%" or one character before "%" (decoded twice, "%%32%65" and "%2%65" are
+# "."). Each is one glob in NONCANONICAL_GLOBS; keep the two in step.
+_MEANINGFUL_STRAY_PERCENT: Final = r"%(?:[01uU%]|.%)"
 
 
 def path_is_canonical(path: str) -> bool:
@@ -41,15 +46,17 @@ def _has_dot_segment(path: str) -> bool:
 
 
 def _percent_decoded(path: str) -> str | None:
-    """The path with its escapes decoded; None for a ``%`` that encodes nothing, the encoding of a
-    byte that never needs one, or bytes that are not UTF-8 (overlong forms such as ``%C0%AE``)."""
+    """The path with its escapes decoded; None for an escape some decoder reads as a character the
+    rules did not see (see :data:`NONCANONICAL_GLOBS`), or bytes that are not UTF-8 (overlong forms
+    such as ``%C0%AE``). Any other ``%`` is a literal character: no mainstream decoder reads it as
+    anything else (ADR 0008)."""
     import re
 
+    if re.search(_MEANINGFUL_STRAY_PERCENT, path, re.DOTALL):
+        return None
     decoded = bytearray()
     pos = 0
-    for match in re.finditer(r"%([0-9A-Fa-f]{2})?", path):
-        if match.group(1) is None:
-            return None  # a "%" that encodes nothing
+    for match in re.finditer(r"%([0-9A-Fa-f]{2})", path):
         byte = int(match.group(1), 16)
         if byte in _NEVER_ENCODED:
             return None
@@ -75,24 +82,32 @@ def _folds_to_separator(text: str) -> bool:
 
 def _noncanonical_globs() -> tuple[str, ...]:
     """ARN globs (after ``{prefix}/*``: any method, then the path) for the spellings
-    :func:`path_is_canonical` refuses, so that a cached Allow never covers them: dot segments (also
-    with ``;`` after them), ``//``, a backslash, and the encoding of every byte that never needs one
-    (``.``, ``/``, ``\\``, ``%``, ``;``, letters, digits, control characters ...) in either case.
+    :func:`path_is_canonical` refuses, so that a cached Allow never covers them, and for nothing it
+    accepts: dot segments (also with ``;`` after them), ``//``, a backslash, the stray ``%`` forms of
+    ``_MEANINGFUL_STRAY_PERCENT``, the encoding of every byte that never needs one (``.``, ``/``,
+    ``\\``, ``%``, ``;``, letters, digits, control characters ...) in either case, and the overlong
+    UTF-8 lead bytes by which old decoders read ``%C0%AE`` as ``.``.
     ``*`` matches any run of characters, ``/`` included; ``?`` one character."""
-    globs = ["/./*", "/../*", "/.", "/..", "/.;*", "/..;*", "//*", "\\*", "%", "%?"]
-    globs += ["%0?*", "%1?*"]  # control characters (and a "%0" that encodes nothing)
-    globs += ["%/*", "%.*", "%;*", "%\\*", "%%*"]  # a "%" that encodes nothing, before a separator
+    globs = ["/./*", "/../*", "/.", "/..", "/.;*", "/..;*", "//*", "\\*"]
+    globs += ["%0*", "%1*", "%u*", "%U*", "%%*", "%?%*"]  # _MEANINGFUL_STRAY_PERCENT
     for byte in sorted(b for b in _NEVER_ENCODED if b >= 0x20):
-        globs += _either_case(f"%{byte:02X}*")
+        globs += _either_case(f"{byte:02X}")
+    # overlong UTF-8 of ASCII: 2 bytes (C0, C1), 3 (E0 80-9F), 4 (F0 80-8F)
+    globs += [g for lead in ("C0", "C1") for g in _either_case(lead)]
+    globs += [
+        g for lead, rest in (("E0", "%8?*"), ("E0", "%9?*"), ("F0", "%8?*")) for g in _either_case(lead, rest)
+    ]
     return tuple(dict.fromkeys(globs))
 
 
-def _either_case(glob: str) -> list[str]:
-    """``%2E*`` and ``%2e*``: an escape's hex digits in upper and lower case, in the same order as
-    written before (upper first), without repeats."""
-    high, low = glob[1], glob[2]
+def _either_case(pair: str, rest: str = "*") -> list[str]:
+    """``%2E*`` and ``%2e*``: an escape's hex digits in upper and lower case (upper first), without
+    repeats, then ``rest``."""
+    high, low = pair[0], pair[1]
     return [
-        f"%{h}{lo}*" for h in dict.fromkeys((high, high.lower())) for lo in dict.fromkeys((low, low.lower()))
+        f"%{h}{lo}{rest}"
+        for h in dict.fromkeys((high, high.lower()))
+        for lo in dict.fromkeys((low, low.lower()))
     ]
 
 
