@@ -27,6 +27,15 @@ class Entry:
     expires: float
     verifier: Any = None  # signed keys: holds an hmac secret in memory no longer than the record
 
+    # what identifying a token needs of it (:class:`keysentry.identify.Hashed`)
+    @property
+    def digest(self) -> str:
+        return self.record.digest
+
+    @property
+    def pepper_version(self) -> str:
+        return self.record.pepper_version
+
 
 class RecordCache:
     """Key records by kid, bounded (LRU) with a TTL; plus a short negative cache for unknown kids."""

@@ -22,6 +22,7 @@ from keysentry.authorizer.paths import path_is_canonical
 from keysentry.authorizer.respond import Contexts
 from keysentry.authorizer.usage import UsageRecorder
 from keysentry.errors import MalformedKeyError
+from keysentry.identify import identify_token
 from keysentry.model import KeyRecord, Status
 from keysentry.nonces import NonceTable
 from keysentry.peppers import PepperSource
@@ -35,6 +36,14 @@ _OK = "ok"
 def parse_test_stages(text: str) -> frozenset[str]:
     """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
     return TEST_STAGES.parse(TEST_STAGES.name, text)
+
+
+def _kid_of(token: str) -> str | None:
+    """The key id of a token that parsed, for the log of a failure; None for one that did not."""
+    try:
+        return keyformat.parse(token).kid
+    except MalformedKeyError:
+        return None
 
 
 def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Any]) -> bool:
@@ -184,30 +193,25 @@ class Authorizer:
             arn is not None and arn.path != request.path and not path_is_canonical(arn.path)
         ):
             return Decision(Outcome.DENY, "path_not_canonical")
+        token = request.tokens[0]
         try:
-            parsed = keyformat.parse(request.tokens[0])
-        except MalformedKeyError:
-            return Decision(Outcome.UNAUTHORIZED, "malformed_key")
-        try:
-            return self._decide_known(request, parsed)
+            # parse (no I/O for a malformed token), the cache or one GetItem, the digest
+            found = identify_token(token, self._entry, self.peppers.for_version)
+            if found.record is None:
+                assert found.refusal is not None
+                return Decision(Outcome.UNAUTHORIZED, found.refusal.value, found.kid)
+            return self._decide_known(request, found.record, token)
         except Exception as error:  # fail closed: never an Allow on a failure
-            return failure(error, parsed.kid)
+            return failure(error, _kid_of(token))
 
-    def _decide_known(self, request: Request, parsed: keyformat.ParsedKey) -> Decision:
-        kid = parsed.kid
-        entry = self._entry(kid)
-        if entry is None:
-            return Decision(Outcome.UNAUTHORIZED, "unknown_key", kid)
+    def _decide_known(self, request: Request, entry: Entry, token: str) -> Decision:
         record = entry.record
-        peppers = self.peppers.for_version(record.pepper_version)
-        if not peppers.verify(parsed.token, record.digest, record.pepper_version):
-            return Decision(Outcome.UNAUTHORIZED, "wrong_digest", kid)
         now = int(self.clock())
         denial = self._denial(entry, request, now)
         if denial:
-            return Decision(Outcome.DENY, denial, kid, record)
-        self.usage.record(record, parsed.token, now)
-        return Decision(Outcome.ALLOW, _OK, kid, record)
+            return Decision(Outcome.DENY, denial, record.kid, record)
+        self.usage.record(record, token, now)
+        return Decision(Outcome.ALLOW, _OK, record.kid, record)
 
     def _entry(self, kid: str) -> Entry | None:
         now = self.monotonic()
