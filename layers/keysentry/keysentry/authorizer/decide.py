@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +20,7 @@ from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
 from keysentry.authorizer.events import Request
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import path_is_canonical
-from keysentry.authorizer.respond import Contexts
+from keysentry.authorizer.respond import Contexts, allowed
 from keysentry.authorizer.usage import UsageRecorder
 from keysentry.errors import MalformedKeyError
 from keysentry.identify import identify_token
@@ -158,34 +159,39 @@ class Authorizer:
         if len(tokens) != 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys" if tokens else "missing_key")
         key = (tokens[0], request.method, request.path, request.source_ip, request.shape, request.stage)
-        cached = self.cache.decisions.get(key)  # (monotonic until, wall-clock until, decision)
+        cached = self.cache.decisions.get(key)
         if cached is not None:
+            until, wall_until, decision, allowed_record = cached
             now = self.clock()
-            if cached[0] > self.monotonic() and cached[1] > now:
-                decision = cached[2]
-                if decision.outcome is Outcome.ALLOW and decision.record is not None:
-                    self.usage.record(decision.record, tokens[0], int(now))
+            if until > self.monotonic() and wall_until > now:
+                request.decided_at = int(now)
+                if allowed_record is not None:
+                    self.usage.record(allowed_record, tokens[0], request.decided_at)
                 return decision
             del self.cache.decisions[key]
         decision = self._decide(request)
         if decision.record is not None and decision.outcome in (Outcome.ALLOW, Outcome.DENY):
-            self._remember(key, decision)
+            return self._remember(key, decision, request)
         return decision
 
     def context(self, record: KeyRecord, now: int) -> dict[str, str | int | bool]:
         """What the backend learns about the caller (API Gateway passes strings, numbers, booleans)."""
         return self.contexts.context(record, now)
 
-    def _remember(self, key: DecisionKey, decision: Decision) -> None:
+    def _remember(self, key: DecisionKey, decision: Decision, request: Request) -> Decision:
+        """Keep a bearer key's decision for the same request; an Allow with its response's parts."""
         record = decision.record
         assert record is not None
         if record.signing.mode != "bearer":
-            return  # every signed request is verified (and its nonce claimed) afresh
+            return decision  # every signed request is verified (and its nonce claimed) afresh
         entry = self.cache.get(record.kid, self.monotonic())
         if entry is None:
-            return
+            return decision
+        if decision.outcome is Outcome.ALLOW:
+            decision = replace(decision, allowed=allowed(self, record, request.method_arn))
         boundaries = [b for b in (record.grace_until, record.expires_at) if b is not None]
         self.cache.remember(key, entry.expires, min(boundaries, default=float("inf")), decision)
+        return decision
 
     def _decide(self, request: Request) -> Decision:
         arn = request.method_arn
@@ -206,7 +212,7 @@ class Authorizer:
 
     def _decide_known(self, request: Request, entry: Entry, token: str) -> Decision:
         record = entry.record
-        now = int(self.clock())
+        now = request.decided_at = int(self.clock())
         denial = self._denial(entry, request, now)
         if denial:
             return Decision(Outcome.DENY, denial, record.kid, record)
