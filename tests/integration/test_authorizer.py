@@ -99,6 +99,28 @@ def test_a_key_with_two_scopes_is_allowed_the_routes_of_both(service: Any, invok
     assert f"{PREFIX}/GET/v1/prices/*" in allowed_resources(response)
 
 
+def test_a_remembered_allow_answers_each_api_with_its_own_arns_and_the_current_countdown(
+    service: Any, invoke: Any, clock: FakeClock
+) -> None:
+    # Given an Allow remembered for one API's stage
+    issued = key(service, scopes=["prices:read"])
+    first = invoke(event("authorizer_rest_request_valid", issued.token))
+    # When the same key asks for the same route of a stage of the same name on another API, later
+    other = PREFIX.replace("a1b2c3d4e5", "f6g7h8i9j0")
+    doc = event("authorizer_rest_request_valid", issued.token)
+    doc["methodArn"] = doc["methodArn"].replace(PREFIX, other)
+    clock.advance(5)
+    second = invoke(doc)
+    again = invoke(event("authorizer_rest_request_valid", issued.token))
+    # Then each answer names its own API's routes, and the countdown is as of each request
+    assert allowed_resources(second) == sorted(
+        [f"{other}/GET/v1/prices", f"{other}/GET/v1/prices/*", f"{other}/GET/self"]
+    )
+    assert allowed_resources(again) == allowed_resources(first)
+    assert again["context"]["rotate_in_seconds"] == first["context"]["rotate_in_seconds"] - 5
+    assert again["context"] is not first["context"]
+
+
 @pytest.mark.parametrize(
     "name", ["authorizer_rest_request_bearer", "authorizer_rest_request_multivalue", "authorizer_rest_token"]
 )

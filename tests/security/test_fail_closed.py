@@ -172,9 +172,10 @@ def test_any_botocore_failure_fails_closed_with_its_decision_log_line_and_metric
                 d.get("outcome") == "error"
                 and d.get("reason") == "internal_error"
                 and str(d.get("error", "")).startswith(name)
+                and d.get("key_id") == issued.record.kid
                 for d in logs
             ):
-                wrong.append(f"{name}: no decision log line")
+                wrong.append(f"{name}: no decision log line naming the key")
             if [(m.get("outcome"), m.get("Decision")) for m in metrics] != [("error", [1.0])]:
                 wrong.append(f"{name}: no error metric")
     finally:

@@ -10,9 +10,8 @@ closed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
 from keysentry import keyformat
 from keysentry.errors import MalformedKeyError
@@ -42,10 +41,10 @@ class Hashed(Protocol):
 R = TypeVar("R", bound=Hashed)
 
 
-@dataclass(frozen=True, slots=True)
-class Identified(Generic[R]):
+class Identified(NamedTuple, Generic[R]):
     """The outcome: ``record`` when the token is that key's, else ``refusal``. ``kid`` is the token's
-    key id once it parsed (also when refused as unknown or wrong), for logs; never the token."""
+    key id once it parsed (also when refused as unknown or wrong), for logs; never the token.
+    A named tuple: immutable, and built at half a frozen dataclass's cost on the authorizer's path."""
 
     kid: str | None
     record: R | None

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
-from keysentry.authorizer.outcomes import Decision
+from keysentry.authorizer.outcomes import Decision, Outcome
 from keysentry.model import KeyRecord, network
 
 NEGATIVE_TTL_S: Final = 5.0
@@ -27,6 +27,15 @@ class Entry:
     expires: float
     verifier: Any = None  # signed keys: holds an hmac secret in memory no longer than the record
 
+    # what identifying a token needs of it (:class:`keysentry.identify.Hashed`)
+    @property
+    def digest(self) -> str:
+        return self.record.digest
+
+    @property
+    def pepper_version(self) -> str:
+        return self.record.pepper_version
+
 
 class RecordCache:
     """Key records by kid, bounded (LRU) with a TTL; plus a short negative cache for unknown kids."""
@@ -37,9 +46,10 @@ class RecordCache:
         self.negative_ttl = min(negative_ttl, ttl)
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._missing: OrderedDict[str, float] = OrderedDict()
-        # request key -> (monotonic until, wall-clock until, decision), for bearer keys only: the same
-        # request gets the same answer until the record's TTL or the key's next time boundary.
-        self.decisions: dict[DecisionKey, tuple[float, float, Decision]] = {}
+        # request key -> (monotonic until, wall-clock until, decision, its record if an Allow), for
+        # bearer keys only: the same request gets the same answer until the record's TTL or the key's
+        # next time boundary.
+        self.decisions: dict[DecisionKey, tuple[float, float, Decision, KeyRecord | None]] = {}
 
     def get(self, kid: str, now: float) -> Entry | None:
         entry = self._entries.get(kid)
@@ -87,7 +97,8 @@ class RecordCache:
             return
         if len(self.decisions) >= self.max_entries:
             self.decisions.clear()
-        self.decisions[key] = (until, wall_until, decision)
+        allowed = decision.record if decision.outcome is Outcome.ALLOW else None
+        self.decisions[key] = (until, wall_until, decision, allowed)
 
     def clear(self) -> None:
         self._entries.clear()

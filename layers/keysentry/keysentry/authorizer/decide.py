@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -19,9 +20,10 @@ from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
 from keysentry.authorizer.events import Request
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import path_is_canonical
-from keysentry.authorizer.respond import Contexts
+from keysentry.authorizer.respond import Contexts, allowed
 from keysentry.authorizer.usage import UsageRecorder
 from keysentry.errors import MalformedKeyError
+from keysentry.identify import identify_token
 from keysentry.model import KeyRecord, Status
 from keysentry.nonces import NonceTable
 from keysentry.peppers import PepperSource
@@ -35,6 +37,14 @@ _OK = "ok"
 def parse_test_stages(text: str) -> frozenset[str]:
     """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
     return TEST_STAGES.parse(TEST_STAGES.name, text)
+
+
+def _kid_of(token: str) -> str | None:
+    """The key id of a token that parsed, for the log of a failure; None for one that did not."""
+    try:
+        return keyformat.parse(token).kid
+    except MalformedKeyError:
+        return None
 
 
 def _ip_in(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Any]) -> bool:
@@ -149,34 +159,39 @@ class Authorizer:
         if len(tokens) != 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys" if tokens else "missing_key")
         key = (tokens[0], request.method, request.path, request.source_ip, request.shape, request.stage)
-        cached = self.cache.decisions.get(key)  # (monotonic until, wall-clock until, decision)
+        cached = self.cache.decisions.get(key)
         if cached is not None:
+            until, wall_until, decision, allowed_record = cached
             now = self.clock()
-            if cached[0] > self.monotonic() and cached[1] > now:
-                decision = cached[2]
-                if decision.outcome is Outcome.ALLOW and decision.record is not None:
-                    self.usage.record(decision.record, tokens[0], int(now))
+            if until > self.monotonic() and wall_until > now:
+                request.decided_at = int(now)
+                if allowed_record is not None:
+                    self.usage.record(allowed_record, tokens[0], request.decided_at)
                 return decision
             del self.cache.decisions[key]
         decision = self._decide(request)
         if decision.record is not None and decision.outcome in (Outcome.ALLOW, Outcome.DENY):
-            self._remember(key, decision)
+            return self._remember(key, decision, request)
         return decision
 
     def context(self, record: KeyRecord, now: int) -> dict[str, str | int | bool]:
         """What the backend learns about the caller (API Gateway passes strings, numbers, booleans)."""
         return self.contexts.context(record, now)
 
-    def _remember(self, key: DecisionKey, decision: Decision) -> None:
+    def _remember(self, key: DecisionKey, decision: Decision, request: Request) -> Decision:
+        """Keep a bearer key's decision for the same request; an Allow with its response's parts."""
         record = decision.record
         assert record is not None
         if record.signing.mode != "bearer":
-            return  # every signed request is verified (and its nonce claimed) afresh
+            return decision  # every signed request is verified (and its nonce claimed) afresh
         entry = self.cache.get(record.kid, self.monotonic())
         if entry is None:
-            return
+            return decision
+        if decision.outcome is Outcome.ALLOW:
+            decision = replace(decision, allowed=allowed(self, record, request.method_arn))
         boundaries = [b for b in (record.grace_until, record.expires_at) if b is not None]
         self.cache.remember(key, entry.expires, min(boundaries, default=float("inf")), decision)
+        return decision
 
     def _decide(self, request: Request) -> Decision:
         arn = request.method_arn
@@ -184,30 +199,25 @@ class Authorizer:
             arn is not None and arn.path != request.path and not path_is_canonical(arn.path)
         ):
             return Decision(Outcome.DENY, "path_not_canonical")
+        token = request.tokens[0]
         try:
-            parsed = keyformat.parse(request.tokens[0])
-        except MalformedKeyError:
-            return Decision(Outcome.UNAUTHORIZED, "malformed_key")
-        try:
-            return self._decide_known(request, parsed)
+            # parse (no I/O for a malformed token), the cache or one GetItem, the digest
+            found = identify_token(token, self._entry, self.peppers.for_version)
+            if found.record is None:
+                assert found.refusal is not None
+                return Decision(Outcome.UNAUTHORIZED, found.refusal.value, found.kid)
+            return self._decide_known(request, found.record, token)
         except Exception as error:  # fail closed: never an Allow on a failure
-            return failure(error, parsed.kid)
+            return failure(error, _kid_of(token))
 
-    def _decide_known(self, request: Request, parsed: keyformat.ParsedKey) -> Decision:
-        kid = parsed.kid
-        entry = self._entry(kid)
-        if entry is None:
-            return Decision(Outcome.UNAUTHORIZED, "unknown_key", kid)
+    def _decide_known(self, request: Request, entry: Entry, token: str) -> Decision:
         record = entry.record
-        peppers = self.peppers.for_version(record.pepper_version)
-        if not peppers.verify(parsed.token, record.digest, record.pepper_version):
-            return Decision(Outcome.UNAUTHORIZED, "wrong_digest", kid)
-        now = int(self.clock())
+        now = request.decided_at = int(self.clock())
         denial = self._denial(entry, request, now)
         if denial:
-            return Decision(Outcome.DENY, denial, kid, record)
-        self.usage.record(record, parsed.token, now)
-        return Decision(Outcome.ALLOW, _OK, kid, record)
+            return Decision(Outcome.DENY, denial, record.kid, record)
+        self.usage.record(record, token, now)
+        return Decision(Outcome.ALLOW, _OK, record.kid, record)
 
     def _entry(self, kid: str) -> Entry | None:
         now = self.monotonic()

@@ -37,6 +37,7 @@ class Request:
     event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
     refusal: str | None = None  # the headers could not be read whole: refused before any lookup
     stage: str | None = None  # the API stage called: test keys are bound to test stages
+    decided_at: int | None = None  # set by the decision: its response is as of the same second
 
     def signature_headers(self) -> dict[str, list[str]]:
         from keysentry.signing import SIGNED_HEADERS
@@ -93,22 +94,29 @@ def header_values(event: dict[str, Any], name: str) -> list[str]:
     return _map_values(event.get("multiValueHeaders"), name) + _map_values(event.get("headers"), name)
 
 
-# Header names of both maps (as sent, in order) -> those that carry a key, in each map. Clients
-# repeat their header set, so the names are matched once per distinct set; bounded, cleared when full.
-KeyNames = tuple[tuple[str, ...], tuple[str, ...]]
+# Header names of both maps (as sent, in order) -> those that carry a key, in each map, and where
+# the one X-Api-Key of the common case is. Clients repeat their header set, so the names are matched
+# once per distinct set; bounded, cleared when full.
+OneApiKey = tuple[str | None, str | None]  # its name in the multi-value map, in the single-value map
+KeyNames = tuple[tuple[str, ...], tuple[str, ...], OneApiKey | None]
 _KEY_NAMES: dict[tuple[Any, Any], KeyNames] = {}
 
 
 def _key_names(multi: Any, single: Any) -> KeyNames:
-    """The names that carry a key in the multi-value map and in the single-value map; () for a map
-    that is not one."""
+    """The names that carry a key in the multi-value map and in the single-value map (() for a map
+    that is not one); and, when those are at most one X-Api-Key per map, its name in each."""
     names = (
         tuple(multi) if isinstance(multi, dict) else None,
         tuple(single) if isinstance(single, dict) else None,
     )
     found = _KEY_NAMES.get(names)
     if found is None:
-        found = (_matching(names[0] or ()), _matching(names[1] or ()))
+        in_multi, in_single = _matching(names[0] or ()), _matching(names[1] or ())
+        both = in_multi + in_single
+        one = None
+        if both and len(in_multi) <= 1 and len(in_single) <= 1 and all(len(n) == len(_API_KEY) for n in both):
+            one = (in_multi[0] if in_multi else None, in_single[0] if in_single else None)
+        found = (in_multi, in_single, one)
         if len(_KEY_NAMES) >= _KEY_NAMES_MAX:
             _KEY_NAMES.clear()
         _KEY_NAMES[names] = found
@@ -142,22 +150,19 @@ def _map_tokens(headers: Any, names: tuple[str, ...]) -> list[str]:
     return values
 
 
-def _one_api_key(
-    multi: Any, multi_names: tuple[str, ...], single: Any, single_names: tuple[str, ...]
-) -> str | None:
+def _one_api_key(multi: Any, single: Any, names: OneApiKey) -> str | None:
     """The common case, read without splitting: one X-Api-Key with one value, the same in both
     maps (or in the one map the event has). None when the headers are anything else."""
+    multi_name, single_name = names
     value = None
-    if multi_names:
-        (name,) = multi_names
-        raw = multi[name]
-        if len(name) != len(_API_KEY) or not isinstance(raw, list) or len(raw) != 1:
+    if multi_name is not None:
+        raw = multi[multi_name]
+        if not isinstance(raw, list) or len(raw) != 1:
             return None
         value = raw[0]
-    if single_names:
-        (name,) = single_names
-        raw = single[name]
-        if len(name) != len(_API_KEY) or (value is not None and raw != value):
+    if single_name is not None:
+        raw = single[single_name]
+        if value is not None and raw != value:
             return None
         value = raw
     return value if isinstance(value, str) and "," not in value else None
@@ -172,12 +177,14 @@ def tokens_from_headers(event: dict[str, Any]) -> tuple[tuple[str, ...], str | N
     ``MAX_HEADER_VALUES`` key values in either map is ``too_many_key_values``, never a partial read.
     """
     multi, single = event.get("multiValueHeaders"), event.get("headers")
-    multi_names, single_names = _key_names(multi, single)
-    if len(multi_names) <= 1 and len(single_names) <= 1:
-        value = _one_api_key(multi, multi_names, single, single_names)
-        if value is not None or not (multi_names or single_names):
-            token = (value or "").strip()
+    multi_names, single_names, one = _key_names(multi, single)
+    if one is not None:
+        value = _one_api_key(multi, single, one)
+        if value is not None:
+            token = value.strip()
             return ((token,) if token else ()), None
+    elif not (multi_names or single_names):
+        return (), None
     found: list[str] = []
     for headers, names in ((multi, multi_names), (single, single_names)):
         values = _map_tokens(headers, names)
@@ -198,9 +205,10 @@ def read_rest_request(event: dict[str, Any]) -> Request:
     """REST REQUEST authorizer event (payload 1.0)."""
     raw_arn = event["methodArn"]
     arn = parse_method_arn(raw_arn) if isinstance(raw_arn, str) else None
-    ctx = event.get("requestContext")
-    identity = ctx.get("identity") if isinstance(ctx, dict) else None
-    ip = identity.get("sourceIp") if isinstance(identity, dict) else None
+    try:
+        ip = event["requestContext"]["identity"]["sourceIp"]
+    except (KeyError, TypeError, IndexError):  # missing, or not a map
+        ip = None
     method, path = event.get("httpMethod"), event.get("path")
     if not (isinstance(method, str) and method):
         method = arn.method if arn else ""

@@ -12,15 +12,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 from keysentry.authorizer.events import Request
-from keysentry.authorizer.outcomes import Decision, Outcome
+from keysentry.authorizer.outcomes import Allowed, Context, Decision, Outcome
 from keysentry.authorizer.paths import NONCANONICAL_GLOBS
 from keysentry.model import KeyRecord, Status
 from keysentry.routes import MethodArn, RouteTable
 
 if TYPE_CHECKING:
     from keysentry.authorizer.decide import Authorizer
-
-Context = dict[str, str | int | bool]
 
 # Denials that depend on the route asked about; every other denial of a known key holds on every
 # route of the stage (the gateway's cache key holds the key and the source address).
@@ -40,14 +38,23 @@ class Contexts:
         self.max_entries = max_entries
         self._bases: dict[tuple[str, int], Context] = {}
 
-    def context(self, record: KeyRecord, now: int) -> Context:
+    def base(self, record: KeyRecord) -> tuple[Context, int | None]:
+        """The context but for ``rotate_in_seconds``, and the time that counts down to."""
         due = record.grace_until if record.status is Status.ROTATING else record.rotate_after
         base = self._bases.get((record.kid, record.version))
         if base is None:
             if len(self._bases) >= self.max_entries:
                 self._bases.clear()
             base = self._bases[(record.kid, record.version)] = _context_base(record)
-        return {**base, "rotate_in_seconds": max(0, (due or now) - now)}
+        return base, due
+
+    def context(self, record: KeyRecord, now: int) -> Context:
+        base, due = self.base(record)
+        return _with_countdown(base, due, now)
+
+
+def _with_countdown(base: Context, due: int | None, now: int) -> Context:
+    return {**base, "rotate_in_seconds": max(0, (due or now) - now)}
 
 
 def _context_base(record: KeyRecord) -> Context:
@@ -60,6 +67,14 @@ def _context_base(record: KeyRecord) -> Context:
         "successor": record.successor or "",
         "signing": record.signing.mode,
     }
+
+
+def allowed(authorizer: Authorizer, record: KeyRecord, arn: MethodArn | None) -> Allowed:
+    """An Allow's response parts for ``record`` on ``arn``'s stage, to remember with the decision."""
+    base, due = authorizer.contexts.base(record)
+    prefix = arn.prefix if arn is not None else None
+    document = _allow_document(authorizer.routes, prefix, record.scopes) if prefix is not None else None
+    return Allowed(prefix, authorizer.routes, document, base, due)
 
 
 @lru_cache(maxsize=4096)
@@ -95,15 +110,24 @@ def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
 
 
 def _allow_response(
-    authorizer: Authorizer, request: Request, record: KeyRecord, simple: bool
+    authorizer: Authorizer, request: Request, decision: Decision, simple: bool
 ) -> dict[str, Any]:
-    context = authorizer.contexts.context(record, int(authorizer.clock()))
+    record = decision.record
+    assert record is not None
+    arn = request.method_arn
+    prefix = arn.prefix if arn is not None else None
+    parts = decision.allowed
+    if parts is not None and parts.prefix == prefix and parts.routes is authorizer.routes:
+        base, due, document = parts.base, parts.due, parts.document
+    else:
+        base, due = authorizer.contexts.base(record)
+        document = _allow_document(authorizer.routes, prefix, record.scopes) if prefix is not None else None
+    now = request.decided_at if request.decided_at is not None else int(authorizer.clock())
+    context = _with_countdown(base, due, now)
     if simple:
         return {"isAuthorized": True, "context": context}
-    arn = request.method_arn
     if arn is None:  # nothing to allow by ARN: never fall back to a wildcard
         return policy(record.kid, "Deny", ["*"])
-    document = _allow_document(authorizer.routes, arn.prefix, record.scopes)
     if document is None:  # no policy is exact for every route: allow the one asked about
         document = policy(record.kid, "Allow", [arn.arn()])["policyDocument"]
     response = {"principalId": record.kid, "policyDocument": document, "context": context}
@@ -139,8 +163,7 @@ def respond(authorizer: Authorizer, request: Request, decision: Decision) -> dic
     """Turn a decision into the response API Gateway expects for the event's shape."""
     simple = request.shape == "http" and authorizer.http_response == "simple"
     if decision.outcome is Outcome.ALLOW:
-        assert decision.record is not None
-        return _allow_response(authorizer, request, decision.record, simple)
+        return _allow_response(authorizer, request, decision, simple)
     if simple:
         return {"isAuthorized": False}
     if decision.outcome is Outcome.UNAUTHORIZED and request.shape != "http":
