@@ -133,7 +133,7 @@ class Authorizer:
     def from_settings(cls, settings: AuthorizerSettings) -> Authorizer:
         return cls(
             KeyStore(settings.keys_table, audit_retention_days=settings.audit_retention_days),
-            PepperSource(settings.pepper_secret_id),
+            PepperSource(settings.pepper_secret_id, max_age=settings.pepper_max_age_seconds),
             RouteTable.from_json(settings.route_scopes),
             cache_ttl=settings.cache_ttl,
             kms_key_id=settings.kms_key_id,
