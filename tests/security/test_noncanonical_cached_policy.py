@@ -132,22 +132,24 @@ RISKY = (
     "%2F", "%2f", "%2E", "%2e", "%5C", "%5c", "\\", "%00", "%0a", "%25", "%", "%2", "%41", "%61",
     "%3A", "%40", "%C3%A9", "x;y", "~", "-", "_", "", "%2e%2e", "..%2f", ".%2e", "%2e.", "%u", "%U",
     "u002e", "%a", "%g", "g", "1", "%1", "%0", "%C0", "%c1", "%AE", "%E0", "%80", "%9f", "%F0",
+    "%+", "+0", "%+0", "%-1",
 )  # fmt: skip
 paths = st.lists(st.sampled_from(RISKY), min_size=1, max_size=6).map(lambda s: "/" + "/".join(s))
 joined = st.lists(st.sampled_from(RISKY), min_size=1, max_size=6).map(lambda s: "/v1/prices/" + "".join(s))
-chars = st.lists(st.sampled_from("%./;\\2aAeEfFgu01cC9"), max_size=10).map(
+chars = st.lists(st.sampled_from("%./;\\2aAeEfFgu01cC9+"), max_size=10).map(
     lambda s: "/v1/prices/" + "".join(s)
 )
 
 
 def inexpressible(path: str) -> bool:
     """What globs cannot say (ADR 0008), left to the authorizer: bytes that are not UTF-8 other than
-    the overlong forms of ASCII (``%80``, ``%C3`` alone), which no decoder reads as ASCII."""
+    the overlong forms of ASCII (``%80``, ``%C3`` alone), which no decoder reads as ASCII, and
+    decoded non-ASCII characters that are not printable (``%C2%85``; ASCII controls have globs)."""
     try:
-        unquote_to_bytes(path).decode("utf-8")
+        text = unquote_to_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         return True
-    return False
+    return any(ord(c) > 0x7F and not c.isprintable() for c in text)
 
 
 def authorizer_allows(method: str, path: str) -> bool:
@@ -167,6 +169,7 @@ def authorizer_allows(method: str, path: str) -> bool:
 @example(method="GET", path="/v1/prices/%%2e")
 @example(method="GET", path="/v1/prices/%2%65%2%65/admin")
 @example(method="GET", path="/v1/prices/%C0%AE%C0%AE/admin")
+@example(method="GET", path="/v1/prices/BTC%+0")  # Java's URLDecoder reads "%+0" as NUL
 def test_a_cached_allow_decides_every_path_as_the_authorizer_does(method: str, path: str) -> None:
     served_allow = served(method, path) == "Allow"
     if authorizer_allows(method, path):

@@ -50,6 +50,7 @@ ESCAPES = [
     "/v1/prices/%61dmin",  # an encoded letter: a decoder sees another path than the rules did
     "/v1/prices/*",  # a wildcard in an execute-api ARN
     "/v1/prices/%u002e%u002e/admin",  # IIS and .NET decode %u
+    "/v1/prices/BTC%+0",  # Java's URLDecoder parses "+0" as hex: NUL
     "/v1/prices/%%32%65%%32%65/admin",  # decoded twice
     "/v1/prices/%0",  # a lenient decoder reads one hex digit: a NUL
 ]

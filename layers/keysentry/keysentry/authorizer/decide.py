@@ -158,7 +158,16 @@ class Authorizer:
         tokens = request.tokens
         if len(tokens) != 1:
             return Decision(Outcome.UNAUTHORIZED, "several_keys" if tokens else "missing_key")
-        key = (tokens[0], request.method, request.path, request.source_ip, request.shape, request.stage)
+        # Everything the decision reads: the ARN too (its path is checked, its prefix names the API).
+        key = (
+            tokens[0],
+            request.method,
+            request.path,
+            request.method_arn,
+            request.source_ip,
+            request.shape,
+            request.stage,
+        )
         cached = self.cache.decisions.get(key)
         if cached is not None:
             until, wall_until, decision, allowed_record = cached

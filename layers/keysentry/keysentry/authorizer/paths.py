@@ -17,10 +17,10 @@ _NEVER_ENCODED: Final = (
 )
 _SEPARATORS: Final = "./\\%;*?"
 # A "%" that is not an escape of its own but that a decoder still gives meaning to: "%0"/"%1" (a
-# control character, also to a lenient one-digit decoder), "%u"/"%U" (IIS and .NET read "%u002e" as
+# control character, also to a lenient one-digit decoder), "%+" (Java parses "%+0" as NUL), "%u"/"%U" (IIS and .NET read "%u002e" as
 # "."), and "%" before "%" or one character before "%" (decoded twice, "%%32%65" and "%2%65" are
 # "."). Each is one glob in NONCANONICAL_GLOBS; keep the two in step.
-_MEANINGFUL_STRAY_PERCENT: Final = r"%(?:[01uU%]|.%)"
+_MEANINGFUL_STRAY_PERCENT: Final = r"%(?:[01uU%+]|.%)"
 
 
 def path_is_canonical(path: str) -> bool:
@@ -89,7 +89,7 @@ def _noncanonical_globs() -> tuple[str, ...]:
     UTF-8 lead bytes by which old decoders read ``%C0%AE`` as ``.``.
     ``*`` matches any run of characters, ``/`` included; ``?`` one character."""
     globs = ["/./*", "/../*", "/.", "/..", "/.;*", "/..;*", "//*", "\\*"]
-    globs += ["%0*", "%1*", "%u*", "%U*", "%%*", "%?%*"]  # _MEANINGFUL_STRAY_PERCENT
+    globs += ["%0*", "%1*", "%u*", "%U*", "%+*", "%%*", "%?%*"]  # _MEANINGFUL_STRAY_PERCENT
     for byte in sorted(b for b in _NEVER_ENCODED if b >= 0x20):
         globs += _either_case(f"{byte:02X}")
     # overlong UTF-8 of ASCII: 2 bytes (C0, C1), 3 (E0 80-9F), 4 (F0 80-8F)
