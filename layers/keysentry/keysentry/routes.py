@@ -65,9 +65,40 @@ class RoutePolicy:
     exact: bool  # False: these statements cannot say the first-match decision for every route
 
 
+# Characters a rule's path may hold literally whose escapes need no refusal of their own: letters,
+# digits and unreserved marks (every path refuses their escapes), "/" and the rule wildcard "*".
+_PLAIN: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/*")
+
+
+def literal_escapes(paths: list[str]) -> tuple[str, ...]:
+    """The escapes (``%3A``) of the other characters the rules' paths hold literally (``:`` in
+    ``/v1/keys/*:revoke``, ``@`` in ``/users/@me``). A backend decodes ``%3A`` to ``:``, but the
+    rules match the raw path: ``/v1/keys/k1%3Arevoke`` would match ``/v1/keys/*`` and reach the
+    ``:revoke`` route. Such a path is refused, and its cached policy denies it."""
+    chars = sorted({c for path in paths for c in path if c not in _PLAIN and c.isascii()})
+    return tuple(f"%{ord(c):02X}" for c in chars)
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: it keys the lookup caches below
 class RouteTable:
     rules: tuple[RouteRule, ...]
+    escapes: tuple[str, ...] = ()  # see literal_escapes
+
+    def escapes_a_literal(self, path: str) -> bool:
+        """Whether ``path`` spells one of the rules' literal characters as an escape."""
+        if not self.escapes or "%" not in path:
+            return False
+        upper = path.upper()
+        return any(escape in upper for escape in self.escapes)
+
+    def escape_globs(self) -> tuple[str, ...]:
+        """ARN globs (after ``{prefix}/*``) for those escapes, hex letters in either case."""
+        globs = []
+        for escape in self.escapes:
+            for high in dict.fromkeys((escape[1], escape[1].lower())):
+                for low in dict.fromkeys((escape[2], escape[2].lower())):
+                    globs.append(f"%{high}{low}*")
+        return tuple(globs)
 
     @classmethod
     def from_json(cls, text: str) -> RouteTable:
@@ -90,7 +121,7 @@ class RouteTable:
                 "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", path))
             )
             rules.append(RouteRule(method, path, scope, regex))
-        return cls(tuple(rules))
+        return cls(tuple(rules), literal_escapes([rule.path for rule in rules]))
 
     def required_scope(self, method: str, path: str) -> str | None:
         """The scope the first matching rule requires; None when no rule covers the route."""

@@ -210,6 +210,10 @@ class Authorizer:
             arn is not None and arn.path != request.path and not path_is_canonical(arn.path)
         ):
             return Decision(Outcome.DENY, "path_not_canonical")
+        if self.routes.escapes_a_literal(request.path) or (
+            arn is not None and self.routes.escapes_a_literal(arn.path)
+        ):
+            return Decision(Outcome.DENY, "path_not_canonical")  # e.g. %3A where a rule holds ":"
         token = request.tokens[0]
         try:
             # parse (no I/O for a malformed token), the cache or one GetItem, the digest

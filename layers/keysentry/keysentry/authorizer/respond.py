@@ -94,7 +94,9 @@ def _allow_document(routes: RouteTable, prefix: str, scopes: tuple[str, ...]) ->
         statements.append(_statement("Deny", [f"{prefix}/{r}" for r in rules.deny]))
     # The allowed globs match paths the authorizer refuses (``GET/v1/prices/*`` matches
     # ``/v1/prices/..%2Fadmin``): the cached copy denies them as the authorizer would.
-    statements.append(_statement("Deny", [f"{prefix}/*{g}" for g in NONCANONICAL_GLOBS]))
+    # So do the escapes of the rules' own literal characters (``%3A`` where a rule holds ``:``).
+    globs = NONCANONICAL_GLOBS + routes.escape_globs()
+    statements.append(_statement("Deny", [f"{prefix}/*{g}" for g in globs]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
