@@ -68,3 +68,24 @@ def emitted_metrics(output: str) -> list[dict[str, Any]]:
         if line.startswith("{") and '"_aws"' in line:
             docs.append(json.loads(line))
     return docs
+
+
+def install_authorizer(stack: Any, clock: Any, routes: str, monkeypatch: Any, **options: Any) -> Any:
+    """An authorizer over the test stack with these RouteScopes and clock, as the handler's own."""
+    from keysentry.authorizer import Authorizer
+    from keysentry.peppers import PepperSource
+    from keysentry.routes import RouteTable
+    from keysentry.store import KeyStore
+
+    from functions.authorizer import handler
+
+    authorizer = Authorizer(
+        KeyStore(stack.refs["KeysTable"]),
+        PepperSource(stack.refs["PepperSecret"]),
+        RouteTable.from_json(routes),
+        cache_ttl=30,
+        clock=clock,
+        **options,
+    )
+    monkeypatch.setattr(handler, "_authorizer", authorizer)
+    return authorizer

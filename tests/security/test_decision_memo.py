@@ -6,30 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from keysentry.authorizer import Authorizer
-from keysentry.peppers import PepperSource
-from keysentry.routes import RouteTable
-from keysentry.store import KeyStore
 
 from functions.authorizer import handler
 from tests.conftest import FakeClock
 from tests.integration import authz_helpers
-from tests.integration.authz_helpers import iam_effect
+from tests.integration.authz_helpers import iam_effect, install_authorizer
 
 PREFIX = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod"
-
-
-def install(stack: Any, clock: FakeClock, routes: str, monkeypatch: pytest.MonkeyPatch) -> Authorizer:
-    authorizer = Authorizer(
-        KeyStore(stack.refs["KeysTable"]),
-        PepperSource(stack.refs["PepperSecret"]),
-        RouteTable.from_json(routes),
-        cache_ttl=30,
-        clock=clock,
-        monotonic=lambda: 1000.0,
-    )
-    monkeypatch.setattr(handler, "_authorizer", authorizer)
-    return authorizer
 
 
 def http_event(token: str, path: str, arn_path: str) -> dict[str, Any]:
@@ -52,7 +35,9 @@ def rest_event(token: str, path: str, arn_path: str) -> dict[str, Any]:
 def test_a_warm_container_refuses_a_non_canonical_route_arn_as_a_cold_one_does(
     service: Any, stack: Any, clock: FakeClock, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(stack, clock, '{"GET /v1/prices/*": "prices:read"}', monkeypatch)
+    install_authorizer(
+        stack, clock, '{"GET /v1/prices/*": "prices:read"}', monkeypatch, monotonic=lambda: 1000.0
+    )
     token = service.create("acme", actor="ops", env="test", scopes=["prices:read"]).token
     odd = "/v1/prices/..%2Fadmin"
     assert handler.lambda_handler(http_event(token, "/v1/prices/BTC", odd), lambda_context) == {
@@ -71,7 +56,7 @@ def test_a_remembered_allow_never_names_an_arn_the_authorizer_refuses(
 ) -> None:
     # No Allow/Deny list is exact for this table: the Allow names the one ARN asked about.
     routes = '{"GET /v1/*/public": "", "GET /v1/admin/*": "admin", "GET /v1/*": "prices:read"}'
-    authorizer = install(stack, clock, routes, monkeypatch)
+    authorizer = install_authorizer(stack, clock, routes, monkeypatch, monotonic=lambda: 1000.0)
     assert not authorizer.routes.policy_for(("prices:read",)).exact
     token = service.create("acme", actor="ops", env="test", scopes=["prices:read"]).token
     odd = "/v1/prices/..%2Fadmin%2Fusers"

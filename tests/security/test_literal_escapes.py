@@ -7,32 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from keysentry.authorizer import Authorizer
-from keysentry.peppers import PepperSource
 from keysentry.routes import RouteTable
-from keysentry.store import KeyStore
 
 from functions.authorizer import handler
 from tests.conftest import FakeClock
 from tests.integration import authz_helpers
-from tests.integration.authz_helpers import iam_effect
+from tests.integration.authz_helpers import iam_effect, install_authorizer
 
 PREFIX = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod"
 CUSTOM = (
     '{"POST /v1/keys/*:revoke": "keys:admin", "POST /v1/keys/*": "keys:write",'
     ' "GET /v1/users/@me": "users:self", "GET /v1/users/*": "users:read"}'
 )
-
-
-def install(stack: Any, clock: FakeClock, routes: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    authorizer = Authorizer(
-        KeyStore(stack.refs["KeysTable"]),
-        PepperSource(stack.refs["PepperSecret"]),
-        RouteTable.from_json(routes),
-        cache_ttl=30,
-        clock=clock,
-    )
-    monkeypatch.setattr(handler, "_authorizer", authorizer)
 
 
 def rest(token: str, method: str, path: str, context: Any) -> dict[str, Any]:
@@ -68,7 +54,7 @@ def test_an_escaped_literal_never_reaches_the_narrower_route(
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    install(stack, clock, CUSTOM, monkeypatch)
+    install_authorizer(stack, clock, CUSTOM, monkeypatch)
     token = service.create("acme", actor="ops", env="test", scopes=scopes).token
     assert not http_allowed(token, method, escaped, lambda_context)
     assert (
@@ -85,7 +71,7 @@ def test_an_escaped_literal_never_reaches_the_narrower_route(
 def test_the_literal_route_itself_still_needs_its_own_scope(
     service: Any, stack: Any, clock: FakeClock, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(stack, clock, CUSTOM, monkeypatch)
+    install_authorizer(stack, clock, CUSTOM, monkeypatch)
     writer = service.create("acme", actor="ops", env="test", scopes=["keys:write"]).token
     admin = service.create("acme", actor="ops", env="test", scopes=["keys:admin"]).token
     assert not http_allowed(writer, "POST", "/v1/keys/k1:revoke", lambda_context)
@@ -95,7 +81,7 @@ def test_the_literal_route_itself_still_needs_its_own_scope(
 def test_a_table_without_the_literal_keeps_its_escape_usable(
     service: Any, stack: Any, clock: FakeClock, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(stack, clock, '{"GET /v1/prices/*": "prices:read"}', monkeypatch)
+    install_authorizer(stack, clock, '{"GET /v1/prices/*": "prices:read"}', monkeypatch)
     token = service.create("acme", actor="ops", env="test", scopes=["prices:read"]).token
     assert http_allowed(token, "GET", "/v1/prices/BTC%3AUSD", lambda_context)
     cached = rest(token, "GET", "/v1/prices/BTC", lambda_context)["policyDocument"]
