@@ -22,6 +22,7 @@ LAYER = {
     "routes": DOMAIN,
     "signing": DOMAIN,
     "settings": DOMAIN,
+    "usage": DOMAIN,
     "aws": ADAPTERS,
     "store": ADAPTERS,
     "nonces": ADAPTERS,
