@@ -67,7 +67,8 @@ class RoutePolicy:
 
 # Characters a rule's path may hold literally whose escapes need no refusal of their own: letters,
 # digits and unreserved marks (every path refuses their escapes), "/" and the rule wildcard "*".
-_PLAIN: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/*")
+UNRESERVED: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"  # RFC 3986
+_PLAIN: Final = frozenset(UNRESERVED + "/*")
 
 
 def literal_escapes(paths: list[str]) -> tuple[str, ...]:

@@ -6,15 +6,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
+from keysentry.routes import UNRESERVED
+
 # Anything here may make a path match one rule yet reach another route: dot segments, encoded or
 # back slashes, encodings of characters that never need one, control characters, IAM wildcards,
 # Unicode that normalizes to a separator. Plain paths have none of them and cost one scan.
 _SUSPECT_CHARS: Final = frozenset("%.\\;*?")
-_NEVER_ENCODED: Final = (
-    frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/\\%*?;")
-    | frozenset(range(0x20))
-    | {0x7F}
-)
+_NEVER_ENCODED: Final = frozenset((UNRESERVED + "/\\%*?;").encode()) | frozenset(range(0x20)) | {0x7F}
 _SEPARATORS: Final = "./\\%;*?"
 # A "%" that is not an escape of its own but that a decoder still gives meaning to: "%0"/"%1" (a
 # control character, also to a lenient one-digit decoder), "%+" (Java parses "%+0" as NUL), "%u"/"%U" (IIS and .NET read "%u002e" as
