@@ -133,6 +133,7 @@ class Var(Generic[T]):
 KEYS_TABLE = Var("KEYS_TABLE", "keysentry-keys", text)
 NONCE_TABLE = Var("NONCE_TABLE", "keysentry-nonces", text)
 IDEMPOTENCY_TABLE = Var("IDEMPOTENCY_TABLE", "keysentry-idempotency", text)
+USAGE_TABLE = Var("USAGE_TABLE", "keysentry-usage", text)
 PEPPER_SECRET_ID = Var("PEPPER_SECRET_ID", "keysentry/pepper", text)
 PEPPER_MAX_AGE_SECONDS = Var("PEPPER_MAX_AGE_SECONDS", 300, integer(1, 3600))
 KMS_KEY_ID = Var("KMS_KEY_ID", "", text)
@@ -227,6 +228,7 @@ class Settings(EnvSettings):
     keys_table: str = KEYS_TABLE.field()
     nonce_table: str = NONCE_TABLE.field()
     idempotency_table: str = IDEMPOTENCY_TABLE.field()
+    usage_table: str = USAGE_TABLE.field()  # per-key hourly and daily counters (read; the usage function writes)
     pepper_secret_id: str = PEPPER_SECRET_ID.field()
     pepper_max_age_seconds: int = PEPPER_MAX_AGE_SECONDS.field()
     kms_key_id: str = KMS_KEY_ID.field()
@@ -268,6 +270,16 @@ class AlertsSettings(EnvSettings):
     flush: CacheFlushSettings = dataclasses.field(default_factory=CacheFlushSettings)
     auth_cache_ttl: float = AUTH_CACHE_TTL.field()  # the authorizer containers' TTL: the reflush delay
     reflush_queue_url: str = AUTHORIZER_CACHE_FLUSH_QUEUE_URL.field()  # empty: no second flush
+
+
+@dataclass(frozen=True)
+class UsageSettings(EnvSettings):
+    """Access and decision log lines -> the usage table; anomalies -> SNS and EventBridge, and the
+    key service for the keys that opted in to suspension."""
+
+    service: Settings = dataclasses.field(default_factory=Settings)
+    alerts_topic_arn: str = ALERTS_TOPIC_ARN.field()
+    event_bus_name: str = EVENT_BUS_NAME.field()
 
 
 @dataclass(frozen=True)
