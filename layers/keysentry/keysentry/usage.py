@@ -40,6 +40,9 @@ ACCESS_LOG_FIELDS: Final = {
     "authorizerError": "$context.authorizer.error",
 }
 ACCESS_LOG_FORMAT: Final = json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":"))
+# HTTP APIs name the route by its route key ("GET /v1/prices/{symbol}"); the rest is the same.
+HTTP_ACCESS_LOG_FIELDS: Final = {**ACCESS_LOG_FIELDS, "route": "$context.routeKey"}
+HTTP_ACCESS_LOG_FORMAT: Final = json.dumps(HTTP_ACCESS_LOG_FIELDS, separators=(",", ":"))
 
 
 def network_of(ip: str) -> str | None:
