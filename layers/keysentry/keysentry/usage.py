@@ -20,7 +20,13 @@ from typing import Any, Final
 
 HOUR: Final = 3600
 MAX_NETWORKS: Final = 50  # distinct source networks kept per key and hour; the rest count as "other"
+MAX_ROUTES: Final = 50  # distinct routes kept per key and hour (an API's own routes; the rest: "other")
+MAX_REASONS: Final = 20  # distinct refusal reasons kept per key and hour
 OTHER: Final = "other"
+# Refusals of a token that names no key: its key id is the caller's invention, so they are counted
+# once for the authorizer, not under a key of the caller's choosing (a write per invented id).
+NO_KEY_REASONS: Final = frozenset({"malformed_key", "unknown_key"})
+AUTHORIZER: Final = "authorizer"  # the keyless name those refusals count under
 
 # The access log format every protected API writes (API Gateway $context variables; a variable a
 # stage cannot fill is written as "-"). An owner adds the same format to their own APIs.
@@ -87,12 +93,48 @@ class KeyHour:
         self.latency_ms += _number(line.get("latency"))
         status = _number(line.get("status"))
         self.by_status[f"{status // 100}xx" if 100 <= status <= 599 else OTHER] += 1
-        route = _text(line.get("route")) or _text(line.get("path")) or OTHER
-        self.by_route[f"{_text(line.get('httpMethod')) or '-'} {route}"] += 1
+        _bounded(self.by_route, _route(line), MAX_ROUTES)
         network = network_of(_text(line.get("sourceIp")))
         if network is not None:
-            known = network in self.networks or len(self.networks) < MAX_NETWORKS
-            self.networks[network if known else OTHER] += 1
+            _bounded(self.networks, network, MAX_NETWORKS)
+
+    def add_refusal(self, reason: str) -> None:
+        _bounded(self.refusals, reason, MAX_REASONS)
+
+    def merge(self, other: KeyHour, *, bounded: bool = True) -> None:
+        """Add another period's counts (an hour into its day); ``bounded``: keep the per-hour bounds."""
+        self.requests += other.requests
+        self.bytes += other.bytes
+        self.latency_ms += other.latency_ms
+        self.by_status.update(other.by_status)
+        for mine, theirs, bound in (
+            (self.by_route, other.by_route, MAX_ROUTES),
+            (self.networks, other.networks, MAX_NETWORKS),
+            (self.refusals, other.refusals, MAX_REASONS),
+        ):
+            for name, count in theirs.items():
+                _bounded(mine, name, bound if bounded else len(mine) + 1, count)
+
+    def counted(self) -> int:
+        """Every line this hour holds: its requests and its refusals."""
+        return self.requests + sum(self.refusals.values())
+
+
+def _bounded(counter: Counter[str], name: str, bound: int, count: int = 1) -> None:
+    """Count ``name``, or "other" once ``bound`` distinct names are held."""
+    known = name in counter or len(counter) < bound
+    counter[name if known else OTHER] += count
+
+
+def _route(line: dict[str, Any]) -> str:
+    """ "METHOD /resource": REST's resource path, or an HTTP API's route key (which holds the method).
+    Never the raw path: it is the caller's to choose, and would make the set of routes unbounded."""
+    route = _text(line.get("route"))
+    if not route:
+        return OTHER
+    if " " in route or route == "$default":
+        return route
+    return f"{_text(line.get('httpMethod')) or '-'} {route}"
 
 
 @dataclass
@@ -107,14 +149,30 @@ class Batch:
         start = timestamp_ms // 1000 // HOUR * HOUR
         return table.setdefault((name, start), KeyHour())
 
+    def add_line(self, message: str, timestamp_ms: int) -> None:
+        """One line of either source, told apart by its fields: an access log line has a request id,
+        the authorizer's lines a message. Anything else is counted as unreadable."""
+        line = _json_object(message)
+        if line is not None and "requestId" in line:
+            self._access(line, timestamp_ms)
+        elif line is not None and "message" in line:
+            self._decision(line, timestamp_ms)
+        else:
+            self.unreadable += 1
+
     def add_access_line(self, message: str, timestamp_ms: int) -> None:
         """One access log line (its event's timestamp, ms): counted under its key, or its API."""
         line = _json_object(message)
         if line is None or "requestId" not in line:
             self.unreadable += 1
             return
+        self._access(line, timestamp_ms)
+
+    def _access(self, line: dict[str, Any], timestamp_ms: int) -> None:
         kid = _text(line.get("keyId"))
-        when = _number(line.get("requestTime")) or timestamp_ms
+        when = _number(line.get("requestTime"))
+        if abs(when - timestamp_ms) > 86_400_000:  # unset, or not this line's: the event's own time
+            when = timestamp_ms
         if kid:
             self._hour(self.keys, kid, when).add_request(line)
         else:
@@ -127,11 +185,16 @@ class Batch:
         if line is None:
             self.unreadable += 1
             return
+        self._decision(line, timestamp_ms)
+
+    def _decision(self, line: dict[str, Any], timestamp_ms: int) -> None:
         if line.get("message") != "decision" or line.get("outcome") not in ("deny", "unauthorized"):
             return
         kid, reason = _text(line.get("key_id")), _text(line.get("reason")) or OTHER
-        if kid:
-            self._hour(self.keys, kid, timestamp_ms).refusals[reason] += 1
+        if kid and reason not in NO_KEY_REASONS:
+            self._hour(self.keys, kid, timestamp_ms).add_refusal(reason)
+        else:
+            self._hour(self.keyless, AUTHORIZER, timestamp_ms).add_refusal(reason)
 
 
 def _json_object(message: str) -> dict[str, Any] | None:
