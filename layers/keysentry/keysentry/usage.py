@@ -12,8 +12,10 @@ counted per API and hour; a line that cannot be read is counted and skipped, nev
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -51,8 +53,20 @@ HTTP_ACCESS_LOG_FIELDS: Final = {**ACCESS_LOG_FIELDS, "route": "$context.routeKe
 HTTP_ACCESS_LOG_FORMAT: Final = json.dumps(HTTP_ACCESS_LOG_FIELDS, separators=(",", ":"))
 
 
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # as ipaddress reads one
+_IPV4: Final = re.compile(rf"({_OCTET}\.{_OCTET}\.{_OCTET})\.{_OCTET}")
+
+
 def network_of(ip: str) -> str | None:
     """The source network a request counts under: IPv4 /24, IPv6 /48; None when not an address."""
+    v4 = _IPV4.fullmatch(ip)  # the common case, without building an address object
+    if v4 is not None:
+        return v4.group(1) + ".0/24"
+    return _network_of(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _network_of(ip: str) -> str | None:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -66,9 +80,12 @@ def network_of(ip: str) -> str | None:
 def _number(value: Any) -> int:
     """A counter's value from a log field ("-" or missing: 0)."""
     try:
-        return max(int(float(value)), 0)
+        return max(int(value), 0)
     except (TypeError, ValueError):
-        return 0
+        try:
+            return max(int(float(value)), 0)
+        except (TypeError, ValueError, OverflowError):
+            return 0
 
 
 def _text(value: Any) -> str:
@@ -146,8 +163,11 @@ class Batch:
     unreadable: int = 0
 
     def _hour(self, table: dict[tuple[str, int], KeyHour], name: str, timestamp_ms: int) -> KeyHour:
-        start = timestamp_ms // 1000 // HOUR * HOUR
-        return table.setdefault((name, start), KeyHour())
+        key = (name, timestamp_ms // 1000 // HOUR * HOUR)
+        hour = table.get(key)
+        if hour is None:
+            hour = table[key] = KeyHour()
+        return hour
 
     def add_line(self, message: str, timestamp_ms: int) -> None:
         """One line of either source, told apart by its fields: an access log line has a request id,
