@@ -229,3 +229,27 @@ def test_every_line_fed_is_counted_exactly_once(
     assert sum(c.counted() for c in days) == counted
     assert sum(sum(c.by_status.values()) for c in hours) == sum(c.requests for c in hours)
     assert sum(sum(c.by_route.values()) for c in hours) == sum(c.requests for c in hours)
+
+
+def test_a_key_sent_where_it_should_not_be_never_reaches_the_usage_table_or_logs(
+    usage_handler: Any, lambda_context: Any, stack: Any, service: Any, leak_guard: list[str]
+) -> None:
+    import json
+
+    token = service.create("acme", actor="test", scopes=["prices:read"]).token
+    t = T0 * 1000
+    careless = json.loads(access_line("KIDAAAAAAAA1", t))
+    careless.update(path=f"/dev/v1/prices/{token}", route=f"/v1/prices/{token}", authorizerError=token)
+    keyless = json.loads(access_line(None, t, n=1))
+    keyless.update(keyId=token, apiId=token, requestId=token)
+    decision = json.loads(decision_line(token, reason=token))
+    decision["error"] = f"Authorization: Bearer {token}"
+    lines = [(t, json.dumps(careless)), (t, json.dumps(keyless)), (t, json.dumps(decision)), (t, token)]
+    result = _run(usage_handler, lambda_context, subscription_event(lines))
+    assert result["lines"] == 4 and result["unreadable"] == 1
+    counters = _counters(stack)
+    hour = hour_sk(T0 - T0 % 3600)
+    assert counters[("k#KIDAAAAAAAA1", hour)].by_route == {"other": 1}
+    assert counters[("a#other", hour)].requests == 1  # neither the key nor the API id it claimed
+    assert counters[("a#authorizer", hour)].refusals == {"other": 1}
+    # and the leak guard, after the test, finds the token in no table, message or log line

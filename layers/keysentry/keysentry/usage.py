@@ -143,15 +143,40 @@ def _bounded(counter: Counter[str], name: str, bound: int, count: int = 1) -> No
     counter[name if known else OTHER] += count
 
 
+# What the counters keep of a line's names. A route is the gateway's template, never the raw path (the
+# caller's to choose: unbounded, and where a careless client may put its key); a reason is one of the
+# authorizer's; an id is an id. Anything else counts under "other", so nothing a caller sends is stored.
+_ROUTE: Final = re.compile(r"(?:[A-Z]{3,7} )?(?:/[A-Za-z0-9/{}+._~:@-]{0,200}|\$default)")
+_REASON: Final = re.compile(r"[a-z0-9_]{1,64}")
+_KID: Final = re.compile(r"[0-9A-Za-z]{12}")  # keyformat's key id
+_API_ID: Final = re.compile(r"[0-9A-Za-z]{1,32}")
+_METHOD: Final = re.compile(r"[A-Z]{3,7}")
+
+
+def _name(value: Any, shape: re.Pattern[str]) -> str:
+    """``value`` if it has ``shape`` and cannot hold a key; otherwise "" (unset, "-") or "other"."""
+    text = _text(value)
+    if not text:
+        return ""
+    return text if shape.fullmatch(text) and "ks_" not in text else OTHER
+
+
 def _route(line: dict[str, Any]) -> str:
-    """ "METHOD /resource": REST's resource path, or an HTTP API's route key (which holds the method).
-    Never the raw path: it is the caller's to choose, and would make the set of routes unbounded."""
-    route = _text(line.get("route"))
-    if not route:
+    """ "METHOD /resource": REST's resource path, or an HTTP API's route key (which holds the method)."""
+    route, method = line.get("route"), line.get("httpMethod")
+    if isinstance(route, str) and isinstance(method, str):
+        return _route_name(route, method)  # an API has few routes: each pair is checked once
+    return OTHER
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_name(route: str, method: str) -> str:
+    name = _name(route, _ROUTE)
+    if not name or name == OTHER:
         return OTHER
-    if " " in route or route == "$default":
-        return route
-    return f"{_text(line.get('httpMethod')) or '-'} {route}"
+    if " " in name or name == "$default":
+        return name
+    return f"{_name(method, _METHOD) or '-'} {name}"
 
 
 @dataclass
@@ -189,14 +214,14 @@ class Batch:
         self._access(line, timestamp_ms)
 
     def _access(self, line: dict[str, Any], timestamp_ms: int) -> None:
-        kid = _text(line.get("keyId"))
+        kid = _name(line.get("keyId"), _KID)
         when = _number(line.get("requestTime"))
         if abs(when - timestamp_ms) > 86_400_000:  # unset, or not this line's: the event's own time
             when = timestamp_ms
-        if kid:
+        if kid and kid != OTHER:
             self._hour(self.keys, kid, when).add_request(line)
         else:
-            self._hour(self.keyless, _text(line.get("apiId")) or OTHER, when).add_request(line)
+            self._hour(self.keyless, _name(line.get("apiId"), _API_ID) or OTHER, when).add_request(line)
 
     def add_decision_line(self, message: str, timestamp_ms: int) -> None:
         """One authorizer log line: a refusal of a known key counts under its reason; other lines
@@ -210,8 +235,8 @@ class Batch:
     def _decision(self, line: dict[str, Any], timestamp_ms: int) -> None:
         if line.get("message") != "decision" or line.get("outcome") not in ("deny", "unauthorized"):
             return
-        kid, reason = _text(line.get("key_id")), _text(line.get("reason")) or OTHER
-        if kid and reason not in NO_KEY_REASONS:
+        kid, reason = _name(line.get("key_id"), _KID), _name(line.get("reason"), _REASON) or OTHER
+        if kid and kid != OTHER and reason not in NO_KEY_REASONS:
             self._hour(self.keys, kid, timestamp_ms).add_refusal(reason)
         else:
             self._hour(self.keyless, AUTHORIZER, timestamp_ms).add_refusal(reason)
