@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 PERIOD: Final = {"hour": 3600, "day": 86_400}
 MOST_BARS: Final = 31  # a report by day up to this many days is drawn as bars, longer ones as a sparkline
 NAME_WIDTH: Final = 40
+COUNT_WIDTH: Final = 11  # up to 999,999,999
 
 
 def _window(args: argparse.Namespace, now: int) -> tuple[int, str]:
@@ -50,11 +51,10 @@ def _ranked(title: str, rows: list[dict[str, Any]], name: str) -> list[str]:
     """One line per named row, the count right-aligned: ``routes:  GET /v1/x  12``."""
     if not rows:
         return [f"{title + ':':<15}-"]
-    digits = max(len(f"{row['requests']:,}") for row in rows)
     lines = []
     for i, row in enumerate(rows):
         head = f"{title + ':':<15}" if i == 0 else " " * 15
-        lines.append(f"{head}{row[name][:NAME_WIDTH]:<{NAME_WIDTH}}  {row['requests']:>{digits},}")
+        lines.append(f"{head}{row[name][:NAME_WIDTH]:<{NAME_WIDTH}}  {row['requests']:>{COUNT_WIDTH},}")
     return lines
 
 
