@@ -293,7 +293,7 @@ def test_owner_routes_are_iam_only_and_self_routes_use_the_keysentry_authorizer(
     assert resources["ManagementApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
     for name, event in resources["ApiFunction"]["Properties"]["Events"].items():
         path, auth = event["Properties"]["Path"], event["Properties"].get("Auth", {}).get("Authorizer")
-        if path.startswith("/keys") or path == "/audit":
+        if path.startswith("/keys") or path in ("/audit", "/usage"):
             assert auth is None, name  # the default: AWS_IAM
         elif path.startswith("/self"):
             assert auth == "KeysentryAuthorizer", name

@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from keysentry.api import keys, leaks, selfservice
+from keysentry.api import keys, leaks, selfservice, usage
 from keysentry.errors import (
     ConfigurationError,
     ConflictError,
@@ -22,6 +22,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(keys.router)
 app.include_router(selfservice.router)
 app.include_router(leaks.router)
+app.include_router(usage.router)
 
 
 def _error(status: int, message: str) -> Response[str]:

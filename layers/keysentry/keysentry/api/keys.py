@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from keysentry.api import context
 from keysentry.api.issued import idempotent, issued_body
 from keysentry.api.models import CreateKey, Reason, RequiredReason, Rotate, UpdateKey
+from keysentry.api.usage import From, Granularity, To, window_of
 from keysentry.keyformat import KID_LEN, KID_PATTERN
 from keysentry.model import MAX_OWNER, MAX_PAGE, STATUS_PATTERN, KeySpec
 
@@ -116,14 +117,17 @@ def owner_audit(
 
 
 @router.get(
-    "/keys/<kid>/usage", summary="Last use, and where the authorizer's decisions are recorded", tags=["keys"]
+    "/keys/<kid>/usage",
+    summary="The key's use in a window, by hour or day: totals, statuses, routes, networks, refusals, "
+    "the series; its last use",
+    tags=["keys"],
 )
-def key_usage(kid: Kid) -> dict[str, Any]:
-    record = context.service().get(kid)
+def key_usage(
+    kid: Kid, start: From = None, end: To = None, granularity: Granularity = "hour"
+) -> dict[str, Any]:
+    report = context.service().usage(kid, *window_of(start, end), granularity)
     return {
-        "kid": kid,
-        "status": str(record.status),
-        "last_used_at": record.last_used_at,
+        **report,
         "last_used_precision_seconds": 3600,
         "decisions": {
             "metrics": "CloudWatch namespace keysentry, metric Decision, dimensions outcome and reason",

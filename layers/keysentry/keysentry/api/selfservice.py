@@ -12,6 +12,7 @@ from keysentry import keyformat
 from keysentry.api import context
 from keysentry.api.issued import idempotent, issued_body
 from keysentry.api.models import Reason
+from keysentry.api.usage import From, Granularity, To, window_of
 from keysentry.service import SealedSuccessor
 
 router = Router()
@@ -90,3 +91,8 @@ def revoke_self(body: Annotated[Reason, Body()]) -> dict[str, Any]:
     reason = body.reason or "revoked by its holder"
     record = context.service().revoke(kid, actor=f"key:{kid}", reason=reason)
     return {"kid": record.kid, "status": str(record.status)}
+
+
+@router.get("/self/usage", summary="The calling key's use in a window, by hour or day", tags=["self"])
+def self_usage(start: From = None, end: To = None, granularity: Granularity = "hour") -> dict[str, Any]:
+    return context.service().usage(caller_kid(), *window_of(start, end), granularity)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from keysentry.cli import commands
+from keysentry.cli import commands, usage
 from keysentry.keyformat import ENVS
 from keysentry.model import DEFAULT_ROTATION_DAYS, MAX_ROTATION_DAYS, MIN_ROTATION_DAYS, SIGNING_MODES
 
@@ -31,6 +31,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     keys = top.add_parser("keys", help="issue and manage keys", parents=[common])
     _keys(keys.add_subparsers(dest="command", required=True), common)
     _owner_audit(top, common)
+    _owner_usage(top, common)
     _peppers(top, common)
     _rotation(top, common)
     _local(top, common)
@@ -70,6 +71,7 @@ def _keys(keys: Group, common: argparse.ArgumentParser) -> None:
     rotate.add_argument("--reason", default="")
     rotate.add_argument("--grace-days", type=_positive_int, default=None)
     rotate.set_defaults(func=commands.cmd_rotate)
+    _key_usage(keys, common)
 
 
 def _create(create: argparse.ArgumentParser) -> None:
@@ -143,6 +145,32 @@ def _owner_audit(top: Group, common: argparse.ArgumentParser) -> None:
     audit.add_argument("--limit", type=_positive_int, default=50)
     audit.add_argument("--cursor")
     audit.set_defaults(func=commands.cmd_owner_audit)
+
+
+def _usage_window(parser: argparse.ArgumentParser) -> None:
+    window = parser.add_mutually_exclusive_group()
+    window.add_argument(
+        "--hours", type=_positive_int, help="the last N hours, by hour (default 24; at most 840)"
+    )
+    window.add_argument("--days", type=_positive_int, help="the last N days, by day (at most 400)")
+
+
+def _key_usage(keys: Group, common: argparse.ArgumentParser) -> None:
+    sub = keys.add_parser(
+        "usage",
+        help="a key's requests, statuses, routes, networks and refusals, with a chart",
+        parents=[common],
+    )
+    sub.add_argument("kid")
+    _usage_window(sub)
+    sub.set_defaults(func=usage.cmd_key_usage)
+
+
+def _owner_usage(top: Group, common: argparse.ArgumentParser) -> None:
+    sub = top.add_parser("usage", help="an owner's keys by use, busiest first", parents=[common])
+    sub.add_argument("--owner", required=True)
+    _usage_window(sub)
+    sub.set_defaults(func=usage.cmd_owner_usage)
 
 
 def _peppers(top: Group, common: argparse.ArgumentParser) -> None:

@@ -7,7 +7,8 @@ writes it with one conditional transaction. Nothing here is reachable from only 
 - :mod:`.reading`: keys, audit trails, pepper versions in use;
 - :mod:`.chain`: suspend, resume, revoke, report a leak, expire (a key and its chain);
 - :mod:`.rotating`: rotation by the owner, the holder or the schedule; collecting a successor;
-- :mod:`.schedule`: the scheduled run.
+- :mod:`.schedule`: the scheduled run;
+- :mod:`.usage`: a key's usage over a window, by hour or day; an owner's keys by use.
 """
 
 from keysentry.errors import ConflictError, TransitionError
@@ -18,9 +19,10 @@ from keysentry.service.reading import Reading
 from keysentry.service.results import Issued, SealedSuccessor
 from keysentry.service.rotating import MAX_HOLDER_CHAIN
 from keysentry.service.schedule import Scheduling, Summary
+from keysentry.service.usage import Usage
 
 
-class KeyService(Issuing, Reading, Scheduling):
+class KeyService(Issuing, Reading, Scheduling, Usage):
     """Every use case on keys, over one store, one pepper source, the settings and a clock."""
 
 

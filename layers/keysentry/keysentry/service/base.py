@@ -1,4 +1,5 @@
-"""What every use case shares: the store, the peppers, the settings, the clock, and reading a key."""
+"""What every use case shares: the store, the peppers, the settings, the clock, and reading a key
+(and the usage table, for the usage reports)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from keysentry.model import KeyRecord
 from keysentry.peppers import PepperSource
 from keysentry.settings import Settings
 from keysentry.store import KeyStore
+from keysentry.store.usage import UsageTable
 
 Clock = Callable[[], int]
 SIGNING_SECRET_LEN = 43  # base62: 256 bits
@@ -30,11 +32,13 @@ class ServiceBase:
         *,
         settings: Settings | None = None,
         clock: Clock = system_clock,
+        usage_table: UsageTable | None = None,
     ) -> None:
         self.store = store
         self.peppers = peppers
         self.settings = settings or Settings()
         self.clock = clock
+        self.usage_table = usage_table or UsageTable(self.settings.usage_table)  # its client: on first use
         self._kms: KmsBox | None = None
 
     @property
@@ -51,6 +55,7 @@ class ServiceBase:
             PepperSource(settings.pepper_secret_id, max_age=settings.pepper_max_age_seconds),
             settings=settings,
             clock=clock,
+            usage_table=UsageTable(settings.usage_table),
         )
 
     def get(self, kid: str) -> KeyRecord:
