@@ -39,6 +39,7 @@ def main() -> int:
     from bench.authorizer import authorizer_figures
     from bench.signing import signing_figures
     from bench.system import alerts_figures, cold_import_figures, rotation_figures
+    from bench.usage import usage_figures
 
     rows: list[dict[str, Any]] = []
     with mock_aws():
@@ -46,6 +47,7 @@ def main() -> int:
         stack = local.provision()
         os.environ.update(stack.function_environment())
         authorizer_figures(rows)
+        usage_figures(rows)
     signing_figures(rows)
     cold_import_figures(rows)
     rotation_figures(rows)

@@ -33,6 +33,7 @@ LAYER = {
     "service": USE_CASES,
     "alerts": USE_CASES,
     "rotation": USE_CASES,
+    "metering": USE_CASES,
     "authorizer": ENTRY_POINTS,
     "api": ENTRY_POINTS,
     "cli": ENTRY_POINTS,

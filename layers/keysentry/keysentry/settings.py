@@ -228,7 +228,9 @@ class Settings(EnvSettings):
     keys_table: str = KEYS_TABLE.field()
     nonce_table: str = NONCE_TABLE.field()
     idempotency_table: str = IDEMPOTENCY_TABLE.field()
-    usage_table: str = USAGE_TABLE.field()  # per-key hourly and daily counters (read; the usage function writes)
+    usage_table: str = (
+        USAGE_TABLE.field()
+    )  # per-key hourly and daily counters (read; the usage function writes)
     pepper_secret_id: str = PEPPER_SECRET_ID.field()
     pepper_max_age_seconds: int = PEPPER_MAX_AGE_SECONDS.field()
     kms_key_id: str = KMS_KEY_ID.field()

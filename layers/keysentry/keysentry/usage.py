@@ -12,15 +12,23 @@ counted per API and hour; a line that cannot be read is counted and skipped, nev
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 HOUR: Final = 3600
 MAX_NETWORKS: Final = 50  # distinct source networks kept per key and hour; the rest count as "other"
+MAX_ROUTES: Final = 50  # distinct routes kept per key and hour (an API's own routes; the rest: "other")
+MAX_REASONS: Final = 20  # distinct refusal reasons kept per key and hour
 OTHER: Final = "other"
+# Refusals of a token that names no key: its key id is the caller's invention, so they are counted
+# once for the authorizer, not under a key of the caller's choosing (a write per invented id).
+NO_KEY_REASONS: Final = frozenset({"malformed_key", "unknown_key"})
+AUTHORIZER: Final = "authorizer"  # the keyless name those refusals count under
 
 # The access log format every protected API writes (API Gateway $context variables; a variable a
 # stage cannot fill is written as "-"). An owner adds the same format to their own APIs.
@@ -45,8 +53,20 @@ HTTP_ACCESS_LOG_FIELDS: Final = {**ACCESS_LOG_FIELDS, "route": "$context.routeKe
 HTTP_ACCESS_LOG_FORMAT: Final = json.dumps(HTTP_ACCESS_LOG_FIELDS, separators=(",", ":"))
 
 
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # as ipaddress reads one
+_IPV4: Final = re.compile(rf"({_OCTET}\.{_OCTET}\.{_OCTET})\.{_OCTET}")
+
+
 def network_of(ip: str) -> str | None:
     """The source network a request counts under: IPv4 /24, IPv6 /48; None when not an address."""
+    v4 = _IPV4.fullmatch(ip)  # the common case, without building an address object
+    if v4 is not None:
+        return v4.group(1) + ".0/24"
+    return _network_of(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _network_of(ip: str) -> str | None:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -60,9 +80,12 @@ def network_of(ip: str) -> str | None:
 def _number(value: Any) -> int:
     """A counter's value from a log field ("-" or missing: 0)."""
     try:
-        return max(int(float(value)), 0)
+        return max(int(value), 0)
     except (TypeError, ValueError):
-        return 0
+        try:
+            return max(int(float(value)), 0)
+        except (TypeError, ValueError, OverflowError):
+            return 0
 
 
 def _text(value: Any) -> str:
@@ -87,12 +110,73 @@ class KeyHour:
         self.latency_ms += _number(line.get("latency"))
         status = _number(line.get("status"))
         self.by_status[f"{status // 100}xx" if 100 <= status <= 599 else OTHER] += 1
-        route = _text(line.get("route")) or _text(line.get("path")) or OTHER
-        self.by_route[f"{_text(line.get('httpMethod')) or '-'} {route}"] += 1
+        _bounded(self.by_route, _route(line), MAX_ROUTES)
         network = network_of(_text(line.get("sourceIp")))
         if network is not None:
-            known = network in self.networks or len(self.networks) < MAX_NETWORKS
-            self.networks[network if known else OTHER] += 1
+            _bounded(self.networks, network, MAX_NETWORKS)
+
+    def add_refusal(self, reason: str) -> None:
+        _bounded(self.refusals, reason, MAX_REASONS)
+
+    def merge(self, other: KeyHour, *, bounded: bool = True) -> None:
+        """Add another period's counts (an hour into its day); ``bounded``: keep the per-hour bounds."""
+        self.requests += other.requests
+        self.bytes += other.bytes
+        self.latency_ms += other.latency_ms
+        self.by_status.update(other.by_status)
+        for mine, theirs, bound in (
+            (self.by_route, other.by_route, MAX_ROUTES),
+            (self.networks, other.networks, MAX_NETWORKS),
+            (self.refusals, other.refusals, MAX_REASONS),
+        ):
+            for name, count in theirs.items():
+                _bounded(mine, name, bound if bounded else len(mine) + 1, count)
+
+    def counted(self) -> int:
+        """Every line this hour holds: its requests and its refusals."""
+        return self.requests + sum(self.refusals.values())
+
+
+def _bounded(counter: Counter[str], name: str, bound: int, count: int = 1) -> None:
+    """Count ``name``, or "other" once ``bound`` distinct names are held."""
+    known = name in counter or len(counter) < bound
+    counter[name if known else OTHER] += count
+
+
+# What the counters keep of a line's names. A route is the gateway's template, never the raw path (the
+# caller's to choose: unbounded, and where a careless client may put its key); a reason is one of the
+# authorizer's; an id is an id. Anything else counts under "other", so nothing a caller sends is stored.
+_ROUTE: Final = re.compile(r"(?:[A-Z]{3,7} )?(?:/[A-Za-z0-9/{}+._~:@-]{0,200}|\$default)")
+_REASON: Final = re.compile(r"[a-z0-9_]{1,64}")
+_KID: Final = re.compile(r"[0-9A-Za-z]{12}")  # keyformat's key id
+_API_ID: Final = re.compile(r"[0-9A-Za-z]{1,32}")
+_METHOD: Final = re.compile(r"[A-Z]{3,7}")
+
+
+def _name(value: Any, shape: re.Pattern[str]) -> str:
+    """``value`` if it has ``shape`` and cannot hold a key; otherwise "" (unset, "-") or "other"."""
+    text = _text(value)
+    if not text:
+        return ""
+    return text if shape.fullmatch(text) and "ks_" not in text else OTHER
+
+
+def _route(line: dict[str, Any]) -> str:
+    """ "METHOD /resource": REST's resource path, or an HTTP API's route key (which holds the method)."""
+    route, method = line.get("route"), line.get("httpMethod")
+    if isinstance(route, str) and isinstance(method, str):
+        return _route_name(route, method)  # an API has few routes: each pair is checked once
+    return OTHER
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_name(route: str, method: str) -> str:
+    name = _name(route, _ROUTE)
+    if not name or name == OTHER:
+        return OTHER
+    if " " in name or name == "$default":
+        return name
+    return f"{_name(method, _METHOD) or '-'} {name}"
 
 
 @dataclass
@@ -104,8 +188,22 @@ class Batch:
     unreadable: int = 0
 
     def _hour(self, table: dict[tuple[str, int], KeyHour], name: str, timestamp_ms: int) -> KeyHour:
-        start = timestamp_ms // 1000 // HOUR * HOUR
-        return table.setdefault((name, start), KeyHour())
+        key = (name, timestamp_ms // 1000 // HOUR * HOUR)
+        hour = table.get(key)
+        if hour is None:
+            hour = table[key] = KeyHour()
+        return hour
+
+    def add_line(self, message: str, timestamp_ms: int) -> None:
+        """One line of either source, told apart by its fields: an access log line has a request id,
+        the authorizer's lines a message. Anything else is counted as unreadable."""
+        line = _json_object(message)
+        if line is not None and "requestId" in line:
+            self._access(line, timestamp_ms)
+        elif line is not None and "message" in line:
+            self._decision(line, timestamp_ms)
+        else:
+            self.unreadable += 1
 
     def add_access_line(self, message: str, timestamp_ms: int) -> None:
         """One access log line (its event's timestamp, ms): counted under its key, or its API."""
@@ -113,12 +211,17 @@ class Batch:
         if line is None or "requestId" not in line:
             self.unreadable += 1
             return
-        kid = _text(line.get("keyId"))
-        when = _number(line.get("requestTime")) or timestamp_ms
-        if kid:
+        self._access(line, timestamp_ms)
+
+    def _access(self, line: dict[str, Any], timestamp_ms: int) -> None:
+        kid = _name(line.get("keyId"), _KID)
+        when = _number(line.get("requestTime"))
+        if abs(when - timestamp_ms) > 86_400_000:  # unset, or not this line's: the event's own time
+            when = timestamp_ms
+        if kid and kid != OTHER:
             self._hour(self.keys, kid, when).add_request(line)
         else:
-            self._hour(self.keyless, _text(line.get("apiId")) or OTHER, when).add_request(line)
+            self._hour(self.keyless, _name(line.get("apiId"), _API_ID) or OTHER, when).add_request(line)
 
     def add_decision_line(self, message: str, timestamp_ms: int) -> None:
         """One authorizer log line: a refusal of a known key counts under its reason; other lines
@@ -127,11 +230,16 @@ class Batch:
         if line is None:
             self.unreadable += 1
             return
+        self._decision(line, timestamp_ms)
+
+    def _decision(self, line: dict[str, Any], timestamp_ms: int) -> None:
         if line.get("message") != "decision" or line.get("outcome") not in ("deny", "unauthorized"):
             return
-        kid, reason = _text(line.get("key_id")), _text(line.get("reason")) or OTHER
-        if kid:
-            self._hour(self.keys, kid, timestamp_ms).refusals[reason] += 1
+        kid, reason = _name(line.get("key_id"), _KID), _name(line.get("reason"), _REASON) or OTHER
+        if kid and kid != OTHER and reason not in NO_KEY_REASONS:
+            self._hour(self.keys, kid, timestamp_ms).add_refusal(reason)
+        else:
+            self._hour(self.keyless, AUTHORIZER, timestamp_ms).add_refusal(reason)
 
 
 def _json_object(message: str) -> dict[str, Any] | None:

@@ -1,0 +1,42 @@
+"""CloudWatch Logs subscriptions (access logs, the authorizer's decisions) -> usage counters and
+anomaly alerts: thin over keysentry.metering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from keysentry.metering import Metering, Outcome, batch_id
+from keysentry.settings import UsageSettings
+from keysentry.store.usage import UsageTable
+from keysentry.usage import Batch
+
+logger = Logger()
+metrics = Metrics()
+
+
+def metering(settings: UsageSettings) -> Metering:
+    return Metering(UsageTable(settings.service.usage_table))
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, meter: Metering | None = None
+) -> dict[str, Any]:
+    data = CloudWatchLogsEvent(event).parse_logs_data()
+    if data.message_type != "DATA_MESSAGE":  # CloudWatch Logs' check that it can deliver
+        return Outcome(0, 0, 0, 0).response()
+    events = data.log_events
+    batch = Batch()
+    for line in events:
+        batch.add_line(line.message, line.timestamp)
+    ident = batch_id(data.log_group, data.log_stream, [line.get_id for line in events])
+    outcome = (meter or metering(UsageSettings.load())).record(ident, batch, len(events))
+    for name in ("lines", "unreadable", "writes", "anomalies"):
+        metrics.add_metric(name=f"Usage{name.title()}", unit=MetricUnit.Count, value=getattr(outcome, name))
+    logger.info("usage batch", log_group=data.log_group, **outcome.response())
+    return outcome.response()

@@ -1,0 +1,120 @@
+"""Metering: one CloudWatch Logs subscription batch -> the usage table, then watched for anomalies.
+
+The batch is folded in memory (:class:`keysentry.usage.Batch`) and written as one update per key and
+hour, and per key and day (:mod:`keysentry.store.usage`), in transactions that each carry a marker
+of the batch: a redelivered batch (CloudWatch Logs and Lambda deliver at least once) counts once.
+What the batch leaves in each hour is handed to the :class:`Watcher`, which raises the anomalies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from keysentry.store.usage import (
+    Item,
+    ItemKey,
+    UsageTable,
+    api_pk,
+    day_sk,
+    hour_sk,
+    key_pk,
+    merged,
+    updates_for,
+)
+from keysentry.usage import Batch, KeyHour
+
+
+def batch_id(log_group: str, log_stream: str, event_ids: Sequence[str]) -> str:
+    """A delivery's identity, the same when it is delivered again: where its lines come from, and
+    their ids (CloudWatch Logs gives every log event a unique id)."""
+    digest = hashlib.sha256()
+    for part in (log_group, log_stream, *event_ids):
+        digest.update(part.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a batch did to each key: the counts it added per hour and the hour's and day's totals
+    after it. ``held`` has every item read before the write, the watcher's own reads included."""
+
+    added: dict[tuple[str, int], KeyHour]  # (kid, hour start) -> this batch's counts
+    hour_totals: dict[tuple[str, int], KeyHour]
+    day_totals: dict[tuple[str, int], KeyHour]  # (kid, day start)
+    held: dict[ItemKey, Item]
+    replayed: bool  # every chunk was counted before: a redelivery
+
+
+class Watcher(Protocol):
+    def reads(self, batch: Batch) -> Iterable[ItemKey]:
+        """Items to read with the batch's own (baselines, histories)."""
+        ...
+
+    def watch(self, recorded: Recorded) -> int:
+        """Raise what the batch shows; return how many anomalies were raised."""
+        ...
+
+
+@dataclass
+class Outcome:
+    lines: int
+    unreadable: int
+    keys: int
+    keyless: int
+    writes: int = 0  # item updates (hourly and daily counters)
+    chunks: int = 0  # transactions written, each with its marker
+    replayed: bool = False
+    anomalies: int = 0
+
+    def response(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "unreadable": self.unreadable,
+            "keys": self.keys,
+            "keyless": self.keyless,
+            "writes": self.writes,
+            "chunks": self.chunks,
+            "replayed": self.replayed,
+            "anomalies": self.anomalies,
+        }
+
+
+class Metering:
+    def __init__(self, table: UsageTable, watcher: Watcher | None = None) -> None:
+        self.table = table
+        self.watcher = watcher
+
+    def record(self, batch_id: str, batch: Batch, lines: int) -> Outcome:
+        kids = {kid for kid, _ in batch.keys}
+        outcome = Outcome(lines, batch.unreadable, len(kids), len({api for api, _ in batch.keyless}))
+        updates = updates_for(batch.keys, key_pk) + updates_for(batch.keyless, api_pk)
+        if not updates:
+            return outcome
+        wanted: set[ItemKey] = {(u.pk, u.sk) for u in updates}
+        if self.watcher is not None:
+            wanted |= set(self.watcher.reads(batch))
+        held = self.table.get_many(wanted)
+        outcome.writes, outcome.chunks = self.table.apply(batch_id, updates, held)
+        outcome.replayed = outcome.chunks == 0
+        if self.watcher is not None:
+            outcome.anomalies = self.watcher.watch(self._recorded(batch, held, outcome.replayed))
+        return outcome
+
+    @staticmethod
+    def _recorded(batch: Batch, held: dict[ItemKey, Item], replayed: bool) -> Recorded:
+        """Totals after the batch: what was read, plus what was added (a replayed batch adds
+        nothing: what was read already held it)."""
+        hours: dict[tuple[str, int], KeyHour] = {}
+        days: dict[tuple[str, int], KeyHour] = {}
+        for (kid, start), counts in batch.keys.items():
+            added = KeyHour() if replayed else counts
+            hours[(kid, start)] = merged(held.get((key_pk(kid), hour_sk(start))), added)
+            day = start - start % 86_400
+            if (kid, day) not in days:
+                days[(kid, day)] = merged(held.get((key_pk(kid), day_sk(day))), KeyHour())
+            days[(kid, day)].merge(added, bounded=False)
+        return Recorded(dict(batch.keys), hours, days, held, replayed)

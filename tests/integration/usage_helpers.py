@@ -1,0 +1,83 @@
+"""Access log and decision lines, and the CloudWatch Logs subscription events that carry them."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from tests.conftest import T0
+
+API_ID = "a1b2c3d4e5"
+GROUP = "/aws/apigateway/keysentry-sample-access"
+AUTHORIZER_GROUP = "/aws/lambda/keysentry-authorizer"
+
+
+def access_line(
+    kid: str | None,
+    at_ms: int = T0 * 1000,
+    *,
+    status: int = 200,
+    method: str = "GET",
+    route: str = "/v1/prices/{symbol}",
+    ip: str = "203.0.113.7",
+    length: int = 120,
+    latency: int = 25,
+    n: int = 0,
+) -> str:
+    return json.dumps(
+        {
+            "requestId": f"req-{kid}-{at_ms}-{n}",
+            "requestTime": str(at_ms),
+            "apiId": API_ID,
+            "stage": "dev",
+            "keyId": kid or "-",
+            "httpMethod": method,
+            "route": route,
+            "path": "/dev" + route.replace("{symbol}", "ACME"),
+            "status": str(status),
+            "sourceIp": ip,
+            "responseLength": str(length),
+            "latency": str(latency),
+            "authorizerError": "-",
+        },
+        separators=(",", ":"),
+    )
+
+
+def decision_line(kid: str | None, reason: str = "ip_not_allowed", outcome: str = "deny") -> str:
+    return json.dumps(
+        {
+            "level": "INFO",
+            "location": "_record:66",
+            "message": "decision",
+            "timestamp": "2026-11-29 10:00:00,000+0000",
+            "service": "keysentry",
+            "outcome": outcome,
+            "reason": reason,
+            "key_id": kid,
+            "shape": "rest",
+            "error": None,
+        }
+    )
+
+
+def subscription_event(
+    lines: Sequence[tuple[int, str]], group: str = GROUP, stream: str = "stream-1", first_id: int = 0
+) -> dict[str, Any]:
+    """``lines``: (timestamp ms, message). The payload CloudWatch Logs delivers to a Lambda function."""
+    data = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": stream,
+        "subscriptionFilters": ["keysentry-usage"],
+        "logEvents": [
+            {"id": f"{first_id + i:056d}", "timestamp": ts, "message": message}
+            for i, (ts, message) in enumerate(lines)
+        ],
+    }
+    payload = base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()
+    return {"awslogs": {"data": payload}}
