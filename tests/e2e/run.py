@@ -8,6 +8,8 @@ image, for machines that cannot pull the public ones).
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import platform
@@ -263,6 +265,69 @@ def invocations(env: dict[str, str]) -> None:
     response, log = invoke("SampleBackendFunction", proxy)
     ok = bool(response) and response.get("statusCode") == 200  # type: ignore[union-attr]
     step("SampleBackendFunction (protected route)", ok, "-> 200" if ok else log[-1500:])
+    usage_invocations(env)
+
+
+def log_lines(event: dict[str, Any]) -> list[str]:
+    """The messages of a CloudWatch Logs subscription event (base64 of gzip of JSON)."""
+    payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    return [e["message"] for e in payload["logEvents"]]
+
+
+def access_line(message: str) -> dict[str, Any] | None:
+    try:
+        line = json.loads(message)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) and "requestId" in line else None
+
+
+def usage_invocations(env: dict[str, str]) -> None:
+    """The usage function folds the example access log delivery into the usage table, once: the
+    same batch delivered again (CloudWatch Logs retries a failed invocation) changes no counter."""
+    import boto3
+
+    event = event_with("usage_access_logs")
+    lines = log_lines(event)
+    readable = [line for line in map(access_line, lines) if line is not None]
+    example = [line for line in readable if line["keyId"] == EXAMPLE_KID]
+    hours = {
+        time.strftime("h#%Y-%m-%dT%H", time.gmtime(int(line["requestTime"]) // 1000)) for line in example
+    }
+    assert len(hours) == 1, "the example's lines for its key are in one hour"
+    key = {"pk": {"S": f"k#{EXAMPLE_KID}"}, "sk": {"S": hours.pop()}}
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    expected = {"lines": len(lines), "unreadable": len(lines) - len(readable)}
+    for delivery in ("first delivery", "the same batch redelivered"):
+        response, log = invoke("UsageFunction", event)
+        got = {name: (response or {}).get(name) for name in expected}
+        step(
+            f"UsageFunction usage_access_logs ({delivery})",
+            got == expected,
+            f"-> {response}" if got == expected else log[-1500:],
+        )
+        item = dynamodb.get_item(TableName=env["USAGE_TABLE"], Key=key, ConsistentRead=True).get("Item")
+        requests = int(item["requests"]["N"]) if item else None
+        step(
+            f"usage table: {key['pk']['S']} {key['sk']['S']} counts its {len(example)} requests ({delivery})",
+            requests == len(example),
+            f"-> requests {requests}",
+        )
+    event = event_with("usage_authorizer_decisions")
+    expected = {"lines": len(log_lines(event)), "unreadable": 0}
+    response, log = invoke("UsageFunction", event)
+    got = {name: (response or {}).get(name) for name in expected}
+    step(
+        "UsageFunction usage_authorizer_decisions",
+        got == expected,
+        f"-> {response}" if got == expected else log[-1500:],
+    )
 
 
 # ---------------------------------------------------------------- sam local start-api

@@ -18,6 +18,7 @@ from keysentry.settings import (
     RotationSettings,
     ScanningKeysSettings,
     Settings,
+    UsageSettings,
 )
 from keysentry_dev.local import load_template
 
@@ -32,6 +33,7 @@ FUNCTIONS: dict[str, Any] = {
     "ScanningKeysFunction": ScanningKeysSettings,
     "AuthorizerFunction": getattr(settings, "AuthorizerSettings", Authorizer),
     "SampleBackendFunction": None,  # reads nothing of keysentry's
+    "UsageFunction": UsageSettings,
 }
 # Read by the libraries, not by keysentry: Powertools' logger and metrics, botocore's endpoint.
 LIBRARY_VARIABLES = {

@@ -1,0 +1,173 @@
+"""template.yaml's usage pipeline: the access log format, the subscriptions, the failure path, the
+least-privilege policies, the Contributor Insights rules and the dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from keysentry import usage
+from keysentry_dev.local import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    resources: dict[str, Any] = load_template(ROOT / "template.yaml")["Resources"]
+    return resources
+
+
+def props(resources: dict[str, Any], logical: str) -> dict[str, Any]:
+    properties: dict[str, Any] = resources[logical]["Properties"]
+    return properties
+
+
+def substituted(value: Any) -> str:
+    """A !Sub string with every ${...} filled in with a placeholder, as CloudFormation would."""
+    assert set(value) == {"Fn::Sub"}, value
+    return re.sub(r"\$\{[^}]+\}", "x", value["Fn::Sub"])
+
+
+def statements(function: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The function's inline policy statements, by Sid."""
+    out: dict[str, dict[str, Any]] = {}
+    for policy in function["Policies"]:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            out[statement["Sid"]] = statement
+    return out
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def test_the_sample_api_writes_the_access_log_format_the_usage_module_reads(
+    resources: dict[str, Any],
+) -> None:
+    setting = props(resources, "SampleApi")["AccessLogSetting"]
+    assert setting["Format"] == usage.ACCESS_LOG_FORMAT
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["SampleApiAccessLogs", "Arn"]}
+    assert resources["SampleApiAccessLogs"]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_the_account_logging_role_is_set_only_when_asked(resources: dict[str, Any]) -> None:
+    template = load_template(ROOT / "template.yaml")
+    parameter = template["Parameters"]["ApiGatewayAccountLogsRole"]
+    assert (parameter["Default"], sorted(parameter["AllowedValues"])) == ("existing", ["create", "existing"])
+    assert resources["ApiGatewayAccount"]["Condition"] == "CreatesApiGatewayAccount"
+    assert resources["ApiGatewayCloudWatchRole"]["Condition"] == "CreatesApiGatewayAccount"
+    assert resources["SampleApi"]["DependsOn"] == "ApiGatewayAccountReady"  # waits for it when created here
+    ready = resources["ApiGatewayAccountReady"]["Metadata"]["Account"]
+    assert ready["Fn::If"][:2] == ["CreatesApiGatewayAccount", {"Ref": "ApiGatewayAccount"}]
+
+
+def test_the_authorizer_logs_to_a_group_the_usage_function_subscribes_to(resources: dict[str, Any]) -> None:
+    assert props(resources, "AuthorizerFunction")["LoggingConfig"] == {
+        "LogGroup": {"Ref": "AuthorizerLogGroup"}
+    }
+    events = props(resources, "UsageFunction")["Events"]
+    by_group = {e["Properties"]["LogGroupName"]["Ref"]: e for e in events.values()}
+    assert {e["Type"] for e in events.values()} == {"CloudWatchLogs"}
+    assert set(by_group) == {"SampleApiAccessLogs", "AuthorizerLogGroup"}
+    assert by_group["SampleApiAccessLogs"]["Properties"]["FilterPattern"] == ""
+    pattern = by_group["AuthorizerLogGroup"]["Properties"]["FilterPattern"]
+    assert pattern.startswith("{") and pattern.endswith("}")  # a JSON filter pattern
+    assert '$.message = "decision"' in pattern
+    assert '$.outcome = "deny"' in pattern and '$.outcome = "unauthorized"' in pattern
+    assert "allow" not in pattern
+
+
+def test_a_failing_batch_is_retried_then_kept_in_the_failure_queue(resources: dict[str, Any]) -> None:
+    function = props(resources, "UsageFunction")
+    config = function["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["AlertsFailureQueue", "Arn"]},
+    }
+    send = statements(function)["FailureDestination"]
+    assert (
+        actions(send) == {"sqs:SendMessage"}
+        and send["Resource"] == config["DestinationConfig"]["OnFailure"]["Destination"]
+    )
+    assert (function["CodeUri"], function["Handler"]) == ("functions/usage", "handler.lambda_handler")
+    assert (function["Timeout"], function["MemorySize"]) == (60, 512)
+
+
+# ---------------------------------------------------------------- permissions
+
+
+def test_the_usage_function_may_do_what_its_pipeline_does_and_no_more(resources: dict[str, Any]) -> None:
+    function = props(resources, "UsageFunction")
+    granted = statements(function)
+    usage_actions = {"GetItem", "BatchGetItem", "Query", "UpdateItem", "PutItem", "ConditionCheckItem"}
+    assert actions(granted["UsageCounters"]) == {f"dynamodb:{a}" for a in usage_actions}
+    assert granted["UsageCounters"]["Resource"] == {"Fn::GetAtt": ["UsageTable", "Arn"]}
+    keys = granted["SuspendKeys"]
+    assert actions(keys) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+    assert keys["Resource"] == {"Fn::GetAtt": ["KeysTable", "Arn"]}  # no index, no Scan, no DeleteItem
+    assert actions(granted["PublishToEncryptedTopic"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert not any(
+        a.startswith(("secretsmanager:", "kms:Encrypt")) for s in granted.values() for a in actions(s)
+    )
+    templates = {next(iter(p)) for p in function["Policies"] if "Statement" not in p}
+    assert templates == {"SNSPublishMessagePolicy", "EventBridgePutEventsPolicy"}
+
+
+def test_the_management_api_reads_the_usage_table(resources: dict[str, Any]) -> None:
+    read = statements(props(resources, "ApiFunction"))["ReadUsage"]
+    assert actions(read) == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+    assert read["Resource"] == {"Fn::GetAtt": ["UsageTable", "Arn"]}
+
+
+# ---------------------------------------------------------------- Contributor Insights, dashboard
+
+
+@pytest.mark.parametrize(
+    ("logical", "keys"),
+    [("TopKeysRule", ["$.keyId"]), ("TopKeySourcesRule", ["$.keyId", "$.sourceIp"])],
+)
+def test_contributor_insights_rank_the_access_log_fields(
+    resources: dict[str, Any], logical: str, keys: list[str]
+) -> None:
+    rule = props(resources, logical)
+    assert rule["RuleState"] == "ENABLED"
+    body = json.loads(substituted(rule["RuleBody"]))
+    assert body["Schema"] == {"Name": "CloudWatchLogRule", "Version": 1}
+    assert (body["LogFormat"], body["AggregateOn"]) == ("JSON", "Count")
+    assert body["Contribution"]["Keys"] == keys
+    assert body["Contribution"]["Filters"] == [{"Match": "$.keyId", "NotIn": ["-"]}]
+    assert "${SampleApiAccessLogs}" in rule["RuleBody"]["Fn::Sub"]
+    fields = {f"$.{name}" for name in usage.ACCESS_LOG_FIELDS}
+    assert set(keys) <= fields  # every key is a field the access log writes
+
+
+def test_the_dashboard_is_json_and_shows_every_part(resources: dict[str, Any]) -> None:
+    raw = props(resources, "Dashboard")["DashboardBody"]
+    body = json.loads(substituted(raw))
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert len(titles) == len(set(titles)) == 7
+    text = raw["Fn::Sub"]
+    assert "SEARCH('{keysentry,outcome,reason,service} MetricName=\\\"Decision\\\"', 'Sum', 300)" in text
+    for metric in (
+        "Count",
+        "4XXError",
+        "5XXError",
+        "Latency",
+        "ApproximateNumberOfMessagesVisible",
+        "Duration",
+    ):
+        assert f'"{metric}"' in text
+    for logical in ("RotationFunction", "AlertsFunction", "UsageFunction", "AlertsFailureQueue.QueueName"):
+        assert "${" + logical + "}" in text
+    assert "${TopKeysRule.RuleName}" in text
+    assert props(resources, "SampleApi")["Name"] == {"Fn::Sub": "keysentry-${Stage}-sample"}
+    assert text.count('"keysentry-${Stage}-sample"') == 2  # the ApiName dimension of both API widgets
