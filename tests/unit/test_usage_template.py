@@ -171,3 +171,19 @@ def test_the_dashboard_is_json_and_shows_every_part(resources: dict[str, Any]) -
     assert "${TopKeysRule.RuleName}" in text
     assert props(resources, "SampleApi")["Name"] == {"Fn::Sub": "keysentry-${Stage}-sample"}
     assert text.count('"keysentry-${Stage}-sample"') == 2  # the ApiName dimension of both API widgets
+
+
+def test_every_route_the_authorizer_guards_on_the_management_api_is_in_the_default_route_scopes() -> None:
+    """A self route the default RouteScopes leaves out is denied to every key (an uncovered route)."""
+    from keysentry.routes import RouteTable
+
+    template = load_template(ROOT / "template.yaml")
+    table = RouteTable.from_json(template["Parameters"]["RouteScopes"]["Default"])
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+    guarded = [
+        (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
+        for e in events.values()
+        if (e["Properties"].get("Auth") or {}).get("Authorizer") == "KeysentryAuthorizer"
+    ]
+    assert ("GET", "/self/usage") in guarded
+    assert [route for route in guarded if table.required_scope(*route) is None] == []
