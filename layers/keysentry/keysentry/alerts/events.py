@@ -42,7 +42,15 @@ _BY_ACTION: Final = {
 # signed requests; a rotation may end the predecessor at once (no grace). Only a creation, a resume
 # and a reminder never narrow.
 FLUSH_ON: Final = frozenset({"revoked", "suspended", "leaked", "expired", "policy_changed", "rotated"})
-_POLICY_FIELDS: Final = ("name", "scopes", "allow_cidrs", "deny_cidrs", "metadata", "rotation_days")
+_POLICY_FIELDS: Final = (
+    "name",
+    "scopes",
+    "allow_cidrs",
+    "deny_cidrs",
+    "metadata",
+    "rotation_days",
+    "suspend_on_anomaly",
+)
 
 
 def _iso(ts: int | None) -> str | None:
