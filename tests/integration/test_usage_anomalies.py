@@ -230,3 +230,24 @@ def run_alerts(stack: Any, lambda_context: Any) -> Any:
         assert handler.lambda_handler({"Records": stream.read()}, lambda_context) == {"batchItemFailures": []}
 
     return run
+
+
+def test_a_profile_never_holds_more_networks_than_its_bound_even_when_written_concurrently(
+    stack: Any,
+) -> None:
+    from keysentry.store.usage import UsageTable, profile_key, read_profile
+    from keysentry.watch import MAX_NETWORKS
+
+    table = UsageTable(stack.refs["UsageTable"])
+    kid = "KIDAAAAAAAA1"
+    almost = [f"10.{i // 256}.{i % 256}.0/24" for i in range(MAX_NETWORKS - 1)]
+    for start in range(0, len(almost), 100):
+        table.update_profile(kid, first_seen=T0, networks=almost[start : start + 100], expires_at=T0 + DAY)
+    # two writers, each read 499 and saw room for what it adds: the second finds no room for two
+    table.update_profile(kid, first_seen=T0 + HOUR, networks=["192.0.2.0/24"], expires_at=T0 + DAY)
+    table.update_profile(
+        kid, first_seen=T0 + HOUR, networks=["198.51.100.0/24", "2001:db8::/48"], expires_at=T0 + 2 * DAY
+    )
+    profile = read_profile(table.get_many([profile_key(kid)])[profile_key(kid)])
+    assert len(profile.networks) == MAX_NETWORKS and "192.0.2.0/24" in profile.networks
+    assert profile.first_seen == T0
