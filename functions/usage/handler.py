@@ -3,13 +3,16 @@ anomaly alerts: thin over keysentry.metering."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from keysentry.alerts import AlertPublisher, Deduplicator, UsageWatcher
 from keysentry.metering import Metering, Outcome, batch_id
+from keysentry.service import KeyService
 from keysentry.settings import UsageSettings
 from keysentry.store.usage import UsageTable
 from keysentry.usage import Batch
@@ -18,8 +21,17 @@ logger = Logger()
 metrics = Metrics()
 
 
-def metering(settings: UsageSettings) -> Metering:
-    return Metering(UsageTable(settings.service.usage_table))
+def metering(settings: UsageSettings, remaining_ms: Callable[[], int]) -> Metering:
+    """The use case over its adapters: the usage table, and the watcher that alerts on anomalies
+    (and suspends the keys that opted in) through the key service, the topic and the bus."""
+    table = UsageTable(settings.service.usage_table)
+    watcher = UsageWatcher(
+        table,
+        KeyService.from_settings(settings.service),
+        AlertPublisher(settings.alerts_topic_arn, settings.event_bus_name),
+        Deduplicator.for_table(settings.service.idempotency_table, remaining_ms),
+    )
+    return Metering(table, watcher)
 
 
 @metrics.log_metrics
@@ -35,7 +47,8 @@ def lambda_handler(
     for line in events:
         batch.add_line(line.message, line.timestamp)
     ident = batch_id(data.log_group, data.log_stream, [line.get_id for line in events])
-    outcome = (meter or metering(UsageSettings.load())).record(ident, batch, len(events))
+    meter = meter or metering(UsageSettings.load(), context.get_remaining_time_in_millis)
+    outcome = meter.record(ident, batch, len(events))
     for name in ("lines", "unreadable", "writes", "anomalies"):
         metrics.add_metric(name=f"Usage{name.title()}", unit=MetricUnit.Count, value=getattr(outcome, name))
     logger.info("usage batch", log_group=data.log_group, **outcome.response())

@@ -9,10 +9,20 @@
   publishing, so a redelivered record alerts once, and a failed publish is retried.
 - :mod:`.stream`: :class:`StreamAlerts`, the use case: one batch's records in, a
   :class:`BatchOutcome` (the batch response, metrics, log fields) out.
+- :mod:`.anomalies`: :class:`UsageWatcher`, the usage function's watcher: a metered batch's
+  anomalies (:mod:`keysentry.watch`) as alerts, de-duplicated, and the suspension of keys that opted in.
 """
 
+from keysentry.alerts.anomalies import USAGE_ACTOR, AlertsNotPublishedError, UsageWatcher
 from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
-from keysentry.alerts.events import FLUSH_ON, SCHEMA_VERSION, SEVERITY, lifecycle_event
+from keysentry.alerts.events import (
+    FLUSH_ON,
+    SCHEMA_VERSION,
+    SEVERITY,
+    USAGE_SEVERITY,
+    lifecycle_event,
+    usage_event,
+)
 from keysentry.alerts.flush import (
     MAX_QUEUE_DELAY_S,
     REFLUSH_MARGIN_S,
@@ -32,7 +42,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "SEVERITY",
     "SOURCE",
+    "USAGE_ACTOR",
+    "USAGE_SEVERITY",
     "AlertPublisher",
+    "AlertsNotPublishedError",
     "BatchOutcome",
     "CacheFlusher",
     "Deduplicator",
@@ -41,5 +54,7 @@ __all__ = [
     "FlushScheduler",
     "Publisher",
     "StreamAlerts",
+    "UsageWatcher",
     "lifecycle_event",
+    "usage_event",
 ]

@@ -1,4 +1,5 @@
-"""Lifecycle events: a keys-table stream record's old and new images -> zero or one event (pure).
+"""Lifecycle events: a keys-table stream record's old and new images -> zero or one event; usage
+events: an anomaly the usage watcher found, with the key's public fields (pure).
 
 An event never carries the key, its digest, a signing secret or a pickup blob: it is built from an
 allow-list of fields, not by removing secrets from the record. The one secret-bearing field it may
@@ -11,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final
 
-from keysentry.model import Action
+from keysentry.model import Action, KeyRecord
 from keysentry.store import from_item, is_key_item
+from keysentry.watch import DEAD_KEY_USED, NEW_SOURCE_NETWORK, REFUSAL_SPIKE, USAGE_SPIKE, Anomaly, hour_iso
 
 SCHEMA_VERSION: Final = "1"
 
@@ -26,6 +28,13 @@ SEVERITY: Final = {
     "suspended": "high",
     "revoked": "high",
     "leaked": "critical",
+}
+# Anomalies in a key's usage (keysentry.watch): alerts on the same topic and bus, not key transitions.
+USAGE_SEVERITY: Final = {
+    USAGE_SPIKE: "medium",
+    NEW_SOURCE_NETWORK: "low",
+    REFUSAL_SPIKE: "high",
+    DEAD_KEY_USED: "medium",
 }
 _BY_ACTION: Final = {
     Action.SUSPEND: "suspended",
@@ -42,7 +51,15 @@ _BY_ACTION: Final = {
 # signed requests; a rotation may end the predecessor at once (no grace). Only a creation, a resume
 # and a reminder never narrow.
 FLUSH_ON: Final = frozenset({"revoked", "suspended", "leaked", "expired", "policy_changed", "rotated"})
-_POLICY_FIELDS: Final = ("name", "scopes", "allow_cidrs", "deny_cidrs", "metadata", "rotation_days")
+_POLICY_FIELDS: Final = (
+    "name",
+    "scopes",
+    "allow_cidrs",
+    "deny_cidrs",
+    "metadata",
+    "rotation_days",
+    "suspend_on_anomaly",
+)
 
 
 def _iso(ts: int | None) -> str | None:
@@ -108,3 +125,30 @@ def _severity(kind: str, actor: str | None) -> str:
     if kind in ("rotated", "created") and actor is not None and actor.startswith("key:"):
         return "medium"
     return SEVERITY[kind]
+
+
+def usage_event(anomaly: Anomaly, record: KeyRecord, *, at: int, suspended: bool) -> dict[str, Any]:
+    """The alert for an anomaly of ``record``'s usage: its figures and the key's public fields.
+    ``status`` is the key's when the anomaly was found; ``suspended``, whether it was suspended for it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": anomaly.event_id,
+        "type": anomaly.type,
+        "severity": USAGE_SEVERITY[anomaly.type],
+        "kid": record.kid,
+        "owner_id": record.owner_id,
+        "name": record.name,
+        "env": record.env,
+        "status": record.status.value,
+        "reason": anomaly.describe(),
+        "at": at,
+        "time": _iso(at),
+        "suspended": suspended,
+        "usage": {
+            "hour": hour_iso(anomaly.hour),
+            "requests": anomaly.requests,
+            "baseline": None if anomaly.baseline is None else round(anomaly.baseline, 2),
+            "network": anomaly.network,
+            "refusals": dict(sorted(anomaly.refusals.items())),
+        },
+    }

@@ -58,7 +58,7 @@ def get_key(kid: Kid) -> dict[str, Any]:
 
 @router.patch(
     "/keys/<kid>",
-    summary="Change name, scopes, IP rules, metadata, rotation policy, public keys",
+    summary="Change name, scopes, IP rules, metadata, rotation policy, public keys, suspension on anomaly",
     tags=["keys"],
 )
 def update_key(kid: Kid, body: Annotated[UpdateKey, Body()]) -> dict[str, Any]:

@@ -19,10 +19,14 @@ from keysentry.model import (
     MIN_ROTATION_DAYS,
     SigningMode,
 )
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 MAX_PUBLIC_KEY_PEM = 8192
 MAX_DELIVERY_KEY_PEM = 4096
+SUSPEND_ON_ANOMALY = (
+    "Suspend the key when its usage spikes, it is used from a new network or its refusals spike "
+    "(docs/anomalies.md); false: only alert"
+)
 
 
 class _Body(BaseModel):
@@ -54,6 +58,7 @@ class CreateKey(_Body):  # a keysentry.model.KeySpec, field for field (a docstri
     delivery_key: str | None = Field(
         default=None, max_length=MAX_DELIVERY_KEY_PEM, description="X25519 PEM successors are sealed to"
     )
+    suspend_on_anomaly: StrictBool = Field(default=False, description=SUSPEND_ON_ANOMALY)
 
 
 class UpdateKey(_Body):
@@ -65,6 +70,7 @@ class UpdateKey(_Body):
     rotation_days: int | None = Field(default=None, ge=MIN_ROTATION_DAYS, le=MAX_ROTATION_DAYS)
     public_key: str | None = Field(default=None, max_length=MAX_PUBLIC_KEY_PEM)
     delivery_key: str | None = Field(default=None, max_length=MAX_DELIVERY_KEY_PEM)
+    suspend_on_anomaly: StrictBool | None = Field(default=None, description=SUSPEND_ON_ANOMALY)
 
 
 class Reason(_Body):

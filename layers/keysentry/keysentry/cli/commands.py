@@ -54,6 +54,7 @@ def cmd_create(args: argparse.Namespace, out: Output, service: Service) -> int:
         signing=args.signing,
         public_key=_read_file(args.public_key, "public key"),
         delivery_key=_read_file(args.delivery_key, "delivery key"),
+        suspend_on_anomaly=args.suspend_on_anomaly,
     )
     issued = service().create(spec, actor=_actor(args))
     emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
@@ -63,7 +64,7 @@ def cmd_create(args: argparse.Namespace, out: Output, service: Service) -> int:
 def cmd_update(args: argparse.Namespace, out: Output, service: Service) -> int:
     """Change a key's policy: only what is given changes (lists replace the key's lists)."""
     changes: dict[str, Any] = {}
-    for field in ("name", "rotation_days"):
+    for field in ("name", "rotation_days", "suspend_on_anomaly"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field)
     for field, given in (

@@ -41,6 +41,7 @@ def record_text(r: KeyRecord) -> str:
         f"expires:       {iso(r.expires_at)}",
         f"last used:     {iso(r.last_used_at)}",
         f"signing:       {r.signing.mode}",
+        f"on anomaly:    {'suspend' if r.suspend_on_anomaly else 'alert only'}",
     ]
     if r.grace_until:
         lines.append(f"grace until:   {iso(r.grace_until)}")

@@ -11,6 +11,7 @@ from keysentry.model import DEFAULT_ROTATION_DAYS, MAX_ROTATION_DAYS, MIN_ROTATI
 
 ROTATION_DAYS = f"{MIN_ROTATION_DAYS}..{MAX_ROTATION_DAYS}"
 SUCCESSOR_DELIVERY = "PEM file of an X25519 key scheduled successors are sealed to"
+SUSPEND_ON_ANOMALY = "suspend the key when its usage spikes, or comes from a new network, or is refused a lot"
 
 Group = Any  # argparse's _SubParsersAction, which it does not export
 
@@ -45,7 +46,8 @@ def _keys(keys: Group, common: argparse.ArgumentParser) -> None:
     _update(
         keys.add_parser(
             "update",
-            help="change a key's name, scopes, IP rules, metadata, rotation days, keys (all or nothing)",
+            help="change a key's name, scopes, IP rules, metadata, rotation days, keys, suspension on "
+            "anomaly (all or nothing)",
             parents=[common],
         )
     )
@@ -99,6 +101,7 @@ def _create(create: argparse.ArgumentParser) -> None:
     create.add_argument("--signing", choices=SIGNING_MODES, default="bearer", help="require signed requests")
     create.add_argument("--public-key", help="PEM file of the consumer's Ed25519 or RSA public key")
     create.add_argument("--delivery-key", help=SUCCESSOR_DELIVERY)
+    create.add_argument("--suspend-on-anomaly", action="store_true", help=SUSPEND_ON_ANOMALY)
     create.set_defaults(func=commands.cmd_create)
 
 
@@ -120,6 +123,12 @@ def _update(update: argparse.ArgumentParser) -> None:
         "--public-key", help="PEM file of the consumer's Ed25519 or RSA key: requires signed requests"
     )
     update.add_argument("--delivery-key", help=SUCCESSOR_DELIVERY)
+    update.add_argument(
+        "--suspend-on-anomaly",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=SUSPEND_ON_ANOMALY + " (--no-suspend-on-anomaly: only alert)",
+    )
     update.set_defaults(func=commands.cmd_update)
 
 

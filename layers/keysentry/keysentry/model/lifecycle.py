@@ -38,6 +38,7 @@ from keysentry.model.record import (
 from keysentry.model.validation import (
     lifetime_seconds,
     validate_cidrs,
+    validate_flag,
     validate_metadata,
     validate_name,
     validate_owner,
@@ -68,6 +69,7 @@ def new_record(
     predecessor: str | None = None,
     reason: str = "",
     issued_by: IssuedBy = IssuedBy.OWNER,
+    suspend_on_anomaly: bool = False,
 ) -> KeyRecord:
     """A new active key. ``expires_in`` (seconds or a duration, see :func:`parse_duration`) and
     ``expires_in_days`` are two ways to say the same thing: give at most one."""
@@ -94,6 +96,7 @@ def new_record(
         version=1,
         last_change=Change(Action.CREATE, actor, now, reason),
         issued_by=issued_by,
+        suspend_on_anomaly=validate_flag(suspend_on_anomaly, "suspend_on_anomaly"),
     )
 
 
@@ -130,6 +133,7 @@ def issue(
         max_lifetime_days=max_lifetime_days,
         metadata=spec.metadata,
         signing=signing,
+        suspend_on_anomaly=spec.suspend_on_anomaly,
     )
     return replace(record, delivery_key=delivery_key) if delivery_key else record
 
@@ -212,6 +216,7 @@ def rotate(
         predecessor=record.kid,
         reason=reason,
         issued_by=issued_by,
+        suspend_on_anomaly=record.suspend_on_anomaly,
     )
     successor = replace(successor, expires_at=record.expires_at, delivery_key=record.delivery_key)
     # A replaced key stays suspended; a resume within the grace window returns it to rotating.
@@ -279,7 +284,8 @@ def remind(record: KeyRecord, stage: str, *, now: int, actor: str, reason: str =
 
 
 def update(record: KeyRecord, *, now: int, actor: str, **changes: Any) -> KeyRecord:
-    """Policy change: name, scopes, IP rules, metadata, rotation policy. Only live keys."""
+    """Policy change: name, scopes, IP rules, metadata, rotation policy, suspension on an anomaly.
+    Only live keys."""
     check_allowed(record, Action.UPDATE)
     fields: dict[str, Any] = {}
     if "name" in changes:
@@ -292,6 +298,8 @@ def update(record: KeyRecord, *, now: int, actor: str, **changes: Any) -> KeyRec
         fields["deny_cidrs"] = validate_cidrs(changes.pop("deny_cidrs"), "deny")
     if "metadata" in changes:
         fields["metadata"] = validate_metadata(changes.pop("metadata"))
+    if "suspend_on_anomaly" in changes:
+        fields["suspend_on_anomaly"] = validate_flag(changes.pop("suspend_on_anomaly"), "suspend_on_anomaly")
     if "signing" in changes:
         signing = changes.pop("signing")
         if not isinstance(signing, Signing):

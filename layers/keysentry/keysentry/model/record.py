@@ -125,6 +125,7 @@ class KeySpec:
     signing: str = "bearer"  # one of SIGNING_MODES
     public_key: str | None = None
     delivery_key: str | None = None
+    suspend_on_anomaly: bool = False  # the usage watcher suspends the key on an anomaly
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ class KeyRecord:
     sealed_successor: dict[str, str] | None = field(default=None, repr=False)
     last_change: Change | None = None
     issued_by: IssuedBy | None = IssuedBy.OWNER  # None: a record from before it was kept
+    # opted in: the usage watcher suspends the key when its usage looks stolen ("disable it first")
+    suspend_on_anomaly: bool = False
 
     @property
     def is_live(self) -> bool:
@@ -187,4 +190,5 @@ class KeyRecord:
             "leaked_at": self.leaked_at,
             "delivery_key": self.delivery_key,
             "issued_by": str(self.issued_by) if self.issued_by else None,
+            "suspend_on_anomaly": self.suspend_on_anomaly,
         }

@@ -35,6 +35,13 @@ def validate_owner(owner_id: str) -> str:
     return owner_id
 
 
+def validate_flag(value: object, name: str) -> bool:
+    """A yes/no setting: exactly a bool (1, "yes" or None are not)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false")
+    return value
+
+
 def validate_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if len(scopes) > MAX_SCOPES:
         raise ValidationError(f"at most {MAX_SCOPES} scopes")

@@ -71,6 +71,7 @@ AUDITED_FIELDS: Final[dict[str, Callable[[KeyRecord], Any]]] = {
     "public_key": lambda r: fingerprint(r.signing.public_key_pem),
     "delivery_key": lambda r: fingerprint(r.delivery_key),
     "pepper_version": lambda r: r.pepper_version,
+    "suspend_on_anomaly": lambda r: r.suspend_on_anomaly,
 }
 
 

@@ -57,6 +57,8 @@ def to_item(record: KeyRecord) -> Item:
         value = getattr(record, name)
         if value is not None:
             item[name] = s_attr(str(value))
+    if record.suspend_on_anomaly:  # absent: false (every key from before it was kept)
+        item["suspend_on_anomaly"] = {"BOOL": True}
     if record.last_change is not None:
         c = record.last_change
         item["last_change"] = {
@@ -126,6 +128,7 @@ def from_item(item: Item) -> KeyRecord:
         issued_by=IssuedBy(issued_by)
         if issued_by
         else (IssuedBy.OWNER if "predecessor" not in item else None),
+        suspend_on_anomaly=bool(item.get("suspend_on_anomaly", {}).get("BOOL", False)),
         sealed_successor={k: v["S"] for k, v in item["sealed_successor"]["M"].items()}
         if "sealed_successor" in item
         else None,

@@ -7,6 +7,9 @@ Items (``pk``, ``sk``):
   ``s:2xx`` (status class), ``r:GET /v1/x`` (route), ``n:203.0.113.0/24`` (source network),
   ``x:ip_not_allowed`` (refusal reason). DynamoDB's ADD creates a missing number at zero, so a
   batch's counts go in with one UpdateItem per item, whatever it held before.
+- ``k#<kid>`` with ``profile``: what the usage watcher knows of the key's past (``first_seen``, the
+  hour it was first seen; ``networks``, a string set of the source networks it was used from, at
+  most :data:`keysentry.watch.MAX_NETWORKS`); expires :data:`PROFILE_TTL_S` after its last change.
 - ``b#<batch id>`` with ``c#<chunk>``: the marker that a chunk of a batch was counted, written in the
   same transaction as its updates, so a redelivered batch counts once.
 
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 from keysentry import aws
 from keysentry.usage import HOUR, OTHER, KeyHour
+from keysentry.watch import MAX_NETWORKS, Profile
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 DAY: Final = 86_400
 HOUR_TTL_S: Final = 35 * DAY
 DAY_TTL_S: Final = 400 * DAY
+PROFILE_TTL_S: Final = 400 * DAY
+PROFILE_SK: Final = "profile"
 MARKER_TTL_S: Final = 7 * DAY  # past Lambda's retries of an asynchronous event (at most 6 hours)
 CHUNK: Final = 99  # updates per transaction: DynamoDB's 100 actions, with the chunk's marker
 ATTEMPTS: Final = 4
@@ -59,6 +65,21 @@ def hour_sk(start: int) -> str:
 
 def day_sk(start: int) -> str:
     return "d#" + dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d")
+
+
+def profile_key(kid: str) -> ItemKey:
+    return (key_pk(kid), PROFILE_SK)
+
+
+def read_profile(item: Item | None) -> Profile:
+    """A profile item (or none) as the watcher reads it."""
+    if not item:
+        return Profile()
+    first_seen = item.get("first_seen", {}).get("N")
+    return Profile(
+        int(first_seen) if first_seen is not None else None,
+        frozenset(item.get("networks", {}).get("SS", [])),
+    )
 
 
 def start_of(sk: str) -> int:
@@ -221,6 +242,34 @@ class UsageTable:
                 self.sleep(0.05 * 2**attempt)
         return False  # pragma: no cover - the loop returns or raises
 
+    def update_profile(self, kid: str, *, first_seen: int, networks: Sequence[str], expires_at: int) -> None:
+        """Record that the key was seen (``first_seen`` is kept if set) and used from ``networks``:
+        one UpdateItem, the same however often it is repeated (a string set holds a name once). The
+        set never grows past :data:`MAX_NETWORKS`: when a concurrent writer left no room for all of
+        ``networks``, none are added."""
+        names = sorted({n for n in networks if n != OTHER})
+        expression = "SET first_seen = if_not_exists(first_seen, :first), #ttl = :ttl"
+        values: dict[str, Any] = {":first": {"N": str(first_seen)}, ":ttl": {"N": str(expires_at)}}
+        condition = {}
+        if names:
+            expression += " ADD networks :networks"
+            values[":networks"] = {"SS": names}
+            values[":most"] = {"N": str(MAX_NETWORKS - len(names))}
+            condition["ConditionExpression"] = "attribute_not_exists(networks) OR size(networks) <= :most"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": key_pk(kid)}, "sk": {"S": PROFILE_SK}},
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues=values,
+                **condition,  # type: ignore[arg-type]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            self.update_profile(kid, first_seen=first_seen, networks=(), expires_at=expires_at)
+
     def query(self, pk: str, sk_from: str, sk_to: str) -> list[Item]:
         """The items of one key (or API) with ``sk_from <= sk <= sk_to``, oldest first."""
         paginator = self.client.get_paginator("query")
@@ -244,6 +293,8 @@ def merged(item: Item | None, counts: KeyHour) -> KeyHour:
 __all__ = [
     "DAY",
     "HOUR",
+    "PROFILE_SK",
+    "PROFILE_TTL_S",
     "Update",
     "UsageTable",
     "api_pk",
@@ -252,6 +303,8 @@ __all__ = [
     "hour_sk",
     "key_pk",
     "merged",
+    "profile_key",
+    "read_profile",
     "start_of",
     "updates_for",
 ]
