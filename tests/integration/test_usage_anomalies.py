@@ -251,3 +251,17 @@ def test_a_profile_never_holds_more_networks_than_its_bound_even_when_written_co
     profile = read_profile(table.get_many([profile_key(kid)])[profile_key(kid)])
     assert len(profile.networks) == MAX_NETWORKS and "192.0.2.0/24" in profile.networks
     assert profile.first_seen == T0
+
+
+def test_wrong_secrets_for_a_key_that_opted_in_alert_without_suspending_it(
+    usage: Any, service: Any, targets: Targets
+) -> None:
+    kid = service.create("acme", actor="ops", suspend_on_anomaly=True).record.kid
+    usage([(T0, decision_line(kid, "wrong_digest")) for _ in range(50)], group=AUTHORIZER_GROUP)
+    assert service.get(kid).status == "active"
+    (alert,) = [e for e in alerts(targets) if e["kid"] == kid]
+    assert (alert["type"], alert["suspended"]) == ("refusal_spike", False)
+    usage([(T0, decision_line(kid, "ip_not_allowed")) for _ in range(25)], group=AUTHORIZER_GROUP)
+    assert service.get(kid).status == "suspended"  # the key itself was presented: not spent by the guesses
+    (alert,) = [e for e in alerts(targets) if e["kid"] == kid]
+    assert (alert["type"], alert["suspended"]) == ("refusal_spike", True)

@@ -129,7 +129,9 @@ def test_ids_are_the_same_for_the_same_key_hour_and_network_only() -> None:
     assert Anomaly("usage_spike", KID, T + HOUR).event_id != spike.event_id
     network = Anomaly("new_source_network", KID, T, network="198.51.100.0/24")
     assert network.event_id == f"new_source_network:{KID}:2026-09-21T14:00Z:198.51.100.0/24"
-    assert {a.type for a in map(lambda t: Anomaly(t, KID, T), watch.TYPES) if a.suspends} == {
+    held = {"ip_not_allowed": watch.REFUSAL_FLOOR}
+    found = [Anomaly(t, KID, T, refusals=held if t == "refusal_spike" else {}) for t in watch.TYPES]
+    assert {a.type for a in found if a.suspends} == {
         "usage_spike",
         "new_source_network",
         "refusal_spike",
@@ -145,3 +147,15 @@ def test_the_description_carries_the_figures() -> None:
     assert (
         refused.describe() == "23 refusals in the hour from 2026-09-21T14:00Z (ip_denied 3, wrong_digest 20)"
     )
+
+
+def test_refusals_of_a_wrong_secret_alert_but_never_suspend() -> None:
+    """Whoever knows a key id (logs, alerts, a backend's context) can send wrong secrets for it: that is
+    worth an alert, and must not let them disable the key."""
+    floor = watch.REFUSAL_FLOOR
+    (guessing,) = watch.refused(KID, T, {"wrong_digest": 10 * floor})
+    assert guessing.type == "refusal_spike" and not guessing.suspends
+    (mixed,) = watch.refused(KID, T, {"wrong_digest": floor, "ip_not_allowed": floor - 1})
+    assert not mixed.suspends
+    (holder,) = watch.refused(KID, T, {"wrong_digest": 3, "ip_not_allowed": floor - 5, "scope_missing": 5})
+    assert holder.suspends

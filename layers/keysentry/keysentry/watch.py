@@ -44,6 +44,10 @@ SUSPENDS: Final = frozenset({USAGE_SPIKE, NEW_SOURCE_NETWORK, REFUSAL_SPIKE})
 DEAD_KEY_REASONS: Final = frozenset(
     {"status_revoked", "status_suspended", "status_expired", "expired", "grace_ended"}
 )
+# A refusal of a token whose secret part is wrong: whoever sent it knows the key's id, not the key.
+# It counts towards a refusal spike (someone is guessing), but never suspends: anyone who learns a key
+# id (it is in logs, alerts and backends' context) could otherwise disable that key at will.
+KEY_NOT_HELD: Final = frozenset({"wrong_digest"})
 # Refusals that say the deployment is wrong, not the caller: a route without a rule, a signed key
 # behind a caching stage or a TOKEN authorizer, a test key on a live stage.
 DEPLOYMENT_REASONS: Final = frozenset(
@@ -122,10 +126,17 @@ class Anomaly:
     def event_id(self) -> str:
         """The same for every sighting of the same anomaly: the de-duplication key."""
         tail = f":{self.network}" if self.network else ""
+        if self.type == REFUSAL_SPIKE and self.suspends:  # not spent by an earlier spike of guesses
+            tail = ":key_presented"
         return f"{self.type}:{self.kid}:{hour_iso(self.hour)}{tail}"
 
     @property
     def suspends(self) -> bool:
+        """Whether a key that opted in is suspended for it: a refusal spike only when its refusals
+        show the key itself was presented (enough of them past the digest check)."""
+        if self.type == REFUSAL_SPIKE:
+            held = sum(n for r, n in self.refusals.items() if r not in KEY_NOT_HELD)
+            return held >= REFUSAL_FLOOR
         return self.type in SUSPENDS
 
     def describe(self) -> str:
@@ -205,6 +216,7 @@ __all__ = [
     "DEAD_KEY_REASONS",
     "DEAD_KEY_USED",
     "DEPLOYMENT_REASONS",
+    "KEY_NOT_HELD",
     "LEARNING_S",
     "MAX_NETWORKS",
     "NEW_KEY_SPIKE_FLOOR",
