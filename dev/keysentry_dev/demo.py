@@ -215,7 +215,9 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         for event in _stream_events(stack.refs["KeysTable"]):
             print(f"   [{event['severity']:<8}] {event['type']:<17} {event['kid']} {event['reason']}")
 
-        for step in steps or []:
+        from keysentry_dev.demo_usage import show_usage
+
+        for step in [show_usage, *(steps or [])]:
             step(ctx)
 
         for kid in (prices.record.kid, orders.record.kid):

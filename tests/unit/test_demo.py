@@ -26,5 +26,10 @@ def test_the_demo_runs_the_lifecycle_end_to_end(
         "the successor -> allow",
         "] revoked ",
         "v7 expire    rotating -> expired",
+        "the same delivery again (at-least-once): 0 writes, 0 new anomalies",
+        "requests per hour, UTC",
+        "] usage_spike        suspended=True ",
+        "] new_source_network suspended=False",
+        "is now suspended",
     ]:
         assert line in out, line
