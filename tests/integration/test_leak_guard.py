@@ -45,3 +45,11 @@ def test_a_signing_secret_is_watched_like_a_key(
     assert plaintext_found(
         [], stack, [line[:40] + issued.signing_secret[: keyformat.SECRET_LEN]], minted_secrets
     ) == ["logs"]
+
+
+def test_every_table_of_the_template_is_read_the_usage_table_included(stack: Any) -> None:
+    from tests.integration.conftest import stored_texts
+
+    tables = {ref for logical, ref in stack.refs.items() if logical.endswith("Table")}
+    assert stack.refs["UsageTable"] in tables
+    assert set(stored_texts(stack)) == tables
