@@ -23,6 +23,7 @@ LAYER = {
     "signing": DOMAIN,
     "settings": DOMAIN,
     "usage": DOMAIN,
+    "plans": DOMAIN,
     "watch": DOMAIN,
     "aws": ADAPTERS,
     "store": ADAPTERS,

@@ -13,13 +13,15 @@ fresh settings). Standard library only: the authorizer imports this module on it
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from keysentry.errors import ConfigurationError
+from keysentry.errors import ConfigurationError, ValidationError
 from keysentry.model import (
     DEFAULT_GRACE_DAYS,
     DEFAULT_ROTATION_DAYS,
@@ -29,6 +31,7 @@ from keysentry.model import (
     MAX_ROTATION_DAYS,
     MIN_ROTATION_DAYS,
 )
+from keysentry.plans import DEFAULT_PLAN, DEFAULT_PLANS, Plans
 
 T = TypeVar("T")
 Parse = Callable[[str, str], T]  # (variable name, raw value) -> value, or ConfigurationError
@@ -97,6 +100,23 @@ def names(name: str, raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
+def plans_json(name: str, raw: str) -> str:
+    """The plans' JSON, checked whole here against its own default (its parser says what is wrong)."""
+    from keysentry.plans import Plans
+
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a JSON object of plan name to plan") from None
+    if not isinstance(document, dict) or not document:
+        raise ConfigurationError(f"{name} must be a JSON object of plan name to plan")
+    try:
+        Plans.from_json(raw, next(iter(document)))
+    except ValidationError as error:
+        raise ConfigurationError(f"{name}: {error}") from None
+    return raw
+
+
 def route_scopes(name: str, raw: str) -> str:
     """The route table's JSON, checked whole here (its parser says what is wrong)."""
     from keysentry.routes import RouteTable
@@ -134,6 +154,8 @@ KEYS_TABLE = Var("KEYS_TABLE", "keysentry-keys", text)
 NONCE_TABLE = Var("NONCE_TABLE", "keysentry-nonces", text)
 IDEMPOTENCY_TABLE = Var("IDEMPOTENCY_TABLE", "keysentry-idempotency", text)
 USAGE_TABLE = Var("USAGE_TABLE", "keysentry-usage", text)
+PLANS = Var("PLANS", DEFAULT_PLANS, plans_json)
+DEFAULT_PLAN_VAR = Var("DEFAULT_PLAN", DEFAULT_PLAN, matching(r"[a-z0-9][a-z0-9_-]{0,31}", "a plan name"))
 PEPPER_SECRET_ID = Var("PEPPER_SECRET_ID", "keysentry/pepper", text)
 PEPPER_MAX_AGE_SECONDS = Var("PEPPER_MAX_AGE_SECONDS", 300, integer(1, 3600))
 KMS_KEY_ID = Var("KMS_KEY_ID", "", text)
@@ -228,9 +250,19 @@ class Settings(EnvSettings):
     keys_table: str = KEYS_TABLE.field()
     nonce_table: str = NONCE_TABLE.field()
     idempotency_table: str = IDEMPOTENCY_TABLE.field()
-    usage_table: str = (
-        USAGE_TABLE.field()
-    )  # per-key hourly and daily counters (read; the usage function writes)
+    usage_table: str = USAGE_TABLE.field()  # per-key counters (read; the usage function writes)
+    plans_json: str = PLANS.field()  # the plans a key may be on (plans.Plans)
+    default_plan: str = DEFAULT_PLAN_VAR.field()  # a key without a plan is on it
+
+    def __post_init__(self) -> None:
+        self.plans()  # the default must be one of the plans: a ConfigurationError at load, not later
+
+    def plans(self) -> Plans:
+        try:
+            return _plans(self.plans_json, self.default_plan)
+        except ValidationError as error:
+            raise ConfigurationError(f"DEFAULT_PLAN: {error}") from None
+
     pepper_secret_id: str = PEPPER_SECRET_ID.field()
     pepper_max_age_seconds: int = PEPPER_MAX_AGE_SECONDS.field()
     kms_key_id: str = KMS_KEY_ID.field()
@@ -318,3 +350,8 @@ def authorizer_http_response() -> str:
     """How the authorizer answers HTTP APIs, read on its own only where the rest of its settings
     could not be: to answer a request in the right shape when its configuration is wrong."""
     return AUTHORIZER_HTTP_RESPONSE.read()
+
+
+@functools.lru_cache(maxsize=8)
+def _plans(raw: str, default: str) -> Plans:
+    return Plans.from_json(raw, default)

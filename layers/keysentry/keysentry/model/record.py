@@ -160,6 +160,9 @@ class KeyRecord:
     issued_by: IssuedBy | None = IssuedBy.OWNER  # None: a record from before it was kept
     # opted in: the usage watcher suspends the key when its usage looks stolen ("disable it first")
     suspend_on_anomaly: bool = False
+    plan: str = ""  # its plan's name (plans.Plans); "": the deployment's default plan
+    # set by the usage pipeline when the key used its plan's quota: refused until then (not a lifecycle change)
+    quota_exhausted_until: int | None = None
 
     @property
     def is_live(self) -> bool:
@@ -191,4 +194,6 @@ class KeyRecord:
             "delivery_key": self.delivery_key,
             "issued_by": str(self.issued_by) if self.issued_by else None,
             "suspend_on_anomaly": self.suspend_on_anomaly,
+            "plan": self.plan or None,
+            "quota_exhausted_until": self.quota_exhausted_until,
         }

@@ -47,7 +47,7 @@ def to_item(record: KeyRecord) -> Item:
     if record.signing.public_key_pem:
         signing["public_key_pem"] = s_attr(record.signing.public_key_pem)
     item["signing"] = {"M": signing}
-    for name in ("expires_at", "grace_until", "last_used_at", "leaked_at"):
+    for name in ("expires_at", "grace_until", "last_used_at", "leaked_at", "quota_exhausted_until"):
         value = getattr(record, name)
         if value is not None:
             item[name] = n_attr(value)
@@ -59,6 +59,8 @@ def to_item(record: KeyRecord) -> Item:
             item[name] = s_attr(str(value))
     if record.suspend_on_anomaly:  # absent: false (every key from before it was kept)
         item["suspend_on_anomaly"] = {"BOOL": True}
+    if record.plan:  # absent: the default plan (every key from before plans were kept)
+        item["plan"] = {"S": record.plan}
     if record.last_change is not None:
         c = record.last_change
         item["last_change"] = {
@@ -129,6 +131,8 @@ def from_item(item: Item) -> KeyRecord:
         if issued_by
         else (IssuedBy.OWNER if "predecessor" not in item else None),
         suspend_on_anomaly=bool(item.get("suspend_on_anomaly", {}).get("BOOL", False)),
+        plan=item.get("plan", {}).get("S", ""),
+        quota_exhausted_until=_opt_n(item, "quota_exhausted_until"),
         sealed_successor={k: v["S"] for k, v in item["sealed_successor"]["M"].items()}
         if "sealed_successor" in item
         else None,

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, UpdateTypeDef
 
-# Attributes that change outside the lifecycle (usage, one-time pickup): never part of a diff.
-_SIDE_ATTRS: Final = frozenset({"last_used_at", "pickup"})
+# Attributes that change outside the lifecycle (usage, one-time pickup, quota): never part of a diff.
+_SIDE_ATTRS: Final = frozenset({"last_used_at", "pickup", "quota_exhausted_until"})
 
 
 def update_op(table: str, old: KeyRecord, new: KeyRecord) -> UpdateTypeDef:
