@@ -247,8 +247,18 @@ class Batch:
 
 
 def _json_object(message: str) -> dict[str, Any] | None:
+    """The line's JSON object; None when it is not one, or names a field twice. The gateway writes
+    the caller's path into its line: should a quote in it go unescaped, fields the caller appends
+    (a key id after the real one, which a JSON reader would keep) make the line unreadable."""
     try:
-        line = json.loads(message)
+        line = json.loads(message, object_pairs_hook=_unique)
     except ValueError:
         return None
     return line if isinstance(line, dict) else None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a field named twice")
+    return found
