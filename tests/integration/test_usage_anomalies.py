@@ -265,3 +265,32 @@ def test_wrong_secrets_for_a_key_that_opted_in_alert_without_suspending_it(
     assert service.get(kid).status == "suspended"  # the key itself was presented: not spent by the guesses
     (alert,) = [e for e in alerts(targets) if e["kid"] == kid]
     assert (alert["type"], alert["suspended"]) == ("refusal_spike", True)
+
+
+def test_a_partly_counted_batch_redelivered_is_watched_on_its_true_counts(
+    usage: Any, service: Any, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The redelivery of a batch whose first transactions went in must not count those again for the
+    rules: 600 requests of a new key stay under its floor of 1000, and do not suspend it."""
+    from keysentry.store.usage import UsageTable
+
+    kid = service.create("acme", actor="ops", suspend_on_anomaly=True).record.kid
+    others = [f"{n:012d}" for n in range(150)]  # sorted before it: its hour is in the second chunk
+    lines = requests(kid, T0, 600) + [(T0, access_line(o, T0 * 1000)) for o in others]
+    real, calls = UsageTable._transact, {"n": 0}
+
+    def fail_last(self: UsageTable, actions: Any) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 4:  # 302 updates: four chunks, the last one throttled
+            raise RuntimeError("throttled")
+        return real(self, actions)
+
+    monkeypatch.setattr(UsageTable, "_transact", fail_last)
+    with pytest.raises(RuntimeError):
+        usage(lines)  # three chunks in, the key's hour with them; Lambda delivers the event again
+    monkeypatch.setattr(UsageTable, "_transact", real)
+    again = usage([], event=usage.last_event)
+
+    assert again["replayed"] is False and again["chunks"] == 1
+    assert again["anomalies"] == 0 and alerts(targets) == []
+    assert service.get(kid).status == "active"

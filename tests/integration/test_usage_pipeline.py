@@ -4,6 +4,7 @@ once, whatever is redelivered, malformed or keyless, with one write per key and 
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import sys
 from typing import Any
@@ -167,6 +168,26 @@ def test_refusals_come_from_the_authorizers_decisions(
     assert counters[("k#KIDAAAAAAAA1", hour)].refusals == {"ip_not_allowed": 3, "wrong_digest": 1}
     assert counters[("a#authorizer", hour)].refusals == {"unknown_key": 1, "missing_key": 1}
     assert not any(pk == "k#INVENTED0001" for pk, _ in counters)  # an invented key id gets no item
+
+
+def test_numbers_beyond_any_request_count_as_nothing_and_never_break_a_batch(
+    usage_handler: Any, lambda_context: Any, stack: Any
+) -> None:
+    """A line in a subscribed log group may claim any size or latency. DynamoDB refuses a number of
+    more than 38 digits, failing the whole transaction on every delivery, other keys' counts with it."""
+    t = T0 * 1000
+    huge = [access_line("KIDAAAAAAAA1", t, n=i, length=10**37, latency=10**37) for i in range(20)]
+    claimed = json.loads(access_line("KIDAAAAAAAA1", t, n=20))
+    claimed.update(responseLength="1e40", latency="9" * 39)
+    lines = [(t, line) for line in [*huge, json.dumps(claimed), access_line("KIDBBBBBBBB2", t)]]
+    result = _run(usage_handler, lambda_context, subscription_event(lines))
+    assert result["lines"] == 22 and result["unreadable"] == 0
+    stored = [v["N"] for i in all_items(stack.refs["UsageTable"]) for v in i.values() if "N" in v]
+    assert stored and all(len(n.lstrip("-")) <= 38 for n in stored)
+    counters = _counters(stack)
+    hour = hour_sk(T0 - T0 % 3600)
+    assert counters[("k#KIDAAAAAAAA1", hour)].requests == 21
+    assert (counters[("k#KIDAAAAAAAA1", hour)].bytes, counters[("k#KIDBBBBBBBB2", hour)].bytes) == (0, 120)
 
 
 def test_an_item_keeps_a_bounded_set_of_networks(usage_handler: Any, lambda_context: Any, stack: Any) -> None:

@@ -219,8 +219,9 @@ def test_the_cli_owner_report_and_its_mistakes(fed: Fed, capfd: pytest.CaptureFi
     assert run(capfd, "keys", "usage", "AAAAAAAAAAAA")[0] == 3
     code, out, err = run(capfd, "keys", "usage", fed.busy, "--hours", "900")
     assert code == 2 and "at most 840 hours" in err and out == ""
-    code, _, err = run(capfd, "keys", "usage", fed.busy, "--days", "0")
-    assert code == 2 and "--days must be at least 1" in err
+    for option in ("--days", "--hours"):  # zero periods is a mistake, not the default window
+        code, out, err = run(capfd, "keys", "usage", fed.busy, option, "0")
+        assert code == 2 and f"{option} must be at least 1" in err and out == ""
     with pytest.raises(SystemExit):
         cli.main(["keys", "usage", fed.busy, "--hours", "2", "--days", "2"])
     assert "not allowed with argument" in capfd.readouterr().err

@@ -81,6 +81,19 @@ def test_a_malformed_line_is_counted_and_skipped_never_fatal() -> None:
     assert hour.by_status == {OTHER: 1} and hour.networks == {}
 
 
+def test_a_path_that_breaks_out_of_its_quotes_cannot_count_under_a_key_it_names() -> None:
+    """The gateway writes the caller's path into the line. Were a quote in it left unescaped, a caller
+    refused without a key could append fields of its own: a key id (the last of two is what a JSON
+    reader keeps), an address, a status. A line that names a field twice is not the format's."""
+    path = '/v1/x", "keyId": "VICTIMKEY123", "x": "'  # as written unescaped into "path": "..."
+    line = access(keyId="-", status="403").replace('"/v1/prices/BTC"', f'"{path}"')
+    assert json.loads(line)["keyId"] == "VICTIMKEY123"
+    batch = Batch()
+    batch.add_line(line, T)
+    batch.add_access_line(line, T)
+    assert batch.keys == {} and batch.unreadable == 2
+
+
 def test_refusals_come_from_the_authorizers_decision_lines() -> None:
     batch = Batch()
     batch.add_decision_line(decision(), T)

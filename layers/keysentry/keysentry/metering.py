@@ -98,23 +98,25 @@ class Metering:
         if self.watcher is not None:
             wanted |= set(self.watcher.reads(batch))
         held = self.table.get_many(wanted)
-        outcome.writes, outcome.chunks = self.table.apply(batch_id, updates, held)
-        outcome.replayed = outcome.chunks == 0
+        written, outcome.chunks = self.table.apply(batch_id, updates, held)
+        outcome.writes, outcome.replayed = len(written), outcome.chunks == 0
         if self.watcher is not None:
-            outcome.anomalies = self.watcher.watch(self._recorded(batch, held, outcome.replayed))
+            outcome.anomalies = self.watcher.watch(self._recorded(batch, held, written))
         return outcome
 
     @staticmethod
-    def _recorded(batch: Batch, held: dict[ItemKey, Item], replayed: bool) -> Recorded:
-        """Totals after the batch: what was read, plus what was added (a replayed batch adds
-        nothing: what was read already held it)."""
+    def _recorded(batch: Batch, held: dict[ItemKey, Item], written: set[ItemKey]) -> Recorded:
+        """Totals after the batch: what was read, plus what this delivery added. An item it did not
+        write held the batch's counts when it was read (an earlier delivery of the batch wrote its
+        chunk): they are not added twice."""
         hours: dict[tuple[str, int], KeyHour] = {}
         days: dict[tuple[str, int], KeyHour] = {}
         for (kid, start), counts in batch.keys.items():
-            added = KeyHour() if replayed else counts
-            hours[(kid, start)] = merged(held.get((key_pk(kid), hour_sk(start))), added)
-            day = start - start % 86_400
+            hour_key, day = (key_pk(kid), hour_sk(start)), start - start % 86_400
+            hours[(kid, start)] = merged(held.get(hour_key), counts if hour_key in written else KeyHour())
+            day_key = (key_pk(kid), day_sk(day))
             if (kid, day) not in days:
-                days[(kid, day)] = merged(held.get((key_pk(kid), day_sk(day))), KeyHour())
-            days[(kid, day)].merge(added, bounded=False)
-        return Recorded(dict(batch.keys), hours, days, held, replayed)
+                days[(kid, day)] = merged(held.get(day_key), KeyHour())
+            if day_key in written:
+                days[(kid, day)].merge(counts, bounded=False)
+        return Recorded(dict(batch.keys), hours, days, held, not written)

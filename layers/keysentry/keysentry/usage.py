@@ -25,6 +25,8 @@ MAX_NETWORKS: Final = 50  # distinct source networks kept per key and hour; the 
 MAX_ROUTES: Final = 50  # distinct routes kept per key and hour (an API's own routes; the rest: "other")
 MAX_REASONS: Final = 20  # distinct refusal reasons kept per key and hour
 OTHER: Final = "other"
+# A log line's number past this (ms of latency, bytes of a response, ms since 1970) is not a request's.
+MAX_FIELD: Final = 10**15
 # Refusals of a token that names no key: its key id is the caller's invention, so they are counted
 # once for the authorizer, not under a key of the caller's choosing (a write per invented id).
 NO_KEY_REASONS: Final = frozenset({"malformed_key", "unknown_key"})
@@ -78,14 +80,16 @@ def _network_of(ip: str) -> str | None:
 
 
 def _number(value: Any) -> int:
-    """A counter's value from a log field ("-" or missing: 0)."""
+    """A counter's value from a log field ("-", missing, or more than any request has: 0). Sums of
+    such values stay far inside DynamoDB's numbers (38 digits), which would refuse the batch."""
     try:
-        return max(int(value), 0)
+        number = int(value)
     except (TypeError, ValueError):
         try:
-            return max(int(float(value)), 0)
+            number = int(float(value))
         except (TypeError, ValueError, OverflowError):
             return 0
+    return number if 0 <= number <= MAX_FIELD else 0
 
 
 def _text(value: Any) -> str:
@@ -243,8 +247,18 @@ class Batch:
 
 
 def _json_object(message: str) -> dict[str, Any] | None:
+    """The line's JSON object; None when it is not one, or names a field twice. The gateway writes
+    the caller's path into its line: should a quote in it go unescaped, fields the caller appends
+    (a key id after the real one, which a JSON reader would keep) make the line unreadable."""
     try:
-        line = json.loads(message)
+        line = json.loads(message, object_pairs_hook=_unique)
     except ValueError:
         return None
     return line if isinstance(line, dict) else None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a field named twice")
+    return found

@@ -21,7 +21,10 @@ COUNT_WIDTH: Final = 11  # up to 999,999,999
 
 def _window(args: argparse.Namespace, now: int) -> tuple[int, str]:
     """``--hours N`` (default 24) or ``--days N``: the last N periods, the current one included."""
-    granularity, count = ("day", args.days) if args.days is not None else ("hour", args.hours or 24)
+    if args.days is not None:
+        granularity, count = "day", args.days
+    else:
+        granularity, count = "hour", 24 if args.hours is None else args.hours
     if count < 1:
         raise ValidationError(f"--{granularity}s must be at least 1")
     return now - (count - 1) * PERIOD[granularity], granularity

@@ -198,17 +198,21 @@ class UsageTable:
                 raise RuntimeError("usage table: reads left unprocessed after retries")
         return found
 
-    def apply(self, batch_id: str, updates: Sequence[Update], held: dict[ItemKey, Item]) -> tuple[int, int]:
+    def apply(
+        self, batch_id: str, updates: Sequence[Update], held: dict[ItemKey, Item]
+    ) -> tuple[set[ItemKey], int]:
         """Add a batch's counts: chunks of :data:`CHUNK` updates, each one transaction with its marker.
         A chunk whose marker exists was counted by an earlier delivery and is passed over.
-        Returns (item updates written, chunks written)."""
-        written = chunks = 0
+        Returns (the items this delivery added to, chunks written): the others held the batch's
+        counts already when they were read."""
+        written: set[ItemKey] = set()
+        chunks = 0
         for number, start in enumerate(range(0, len(updates), CHUNK)):
             chunk = updates[start : start + CHUNK]
             actions: list[TransactWriteItemTypeDef] = [{"Put": self._marker(batch_id, number)}]
             actions += [{"Update": u.operation(self.table, held.get((u.pk, u.sk)))} for u in chunk]  # type: ignore[typeddict-item]
             if self._transact(actions):
-                written += len(chunk)
+                written |= {(u.pk, u.sk) for u in chunk}
                 chunks += 1
         return written, chunks
 
