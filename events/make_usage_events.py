@@ -147,7 +147,7 @@ def access_logs_event() -> dict[str, Any]:
             cut = access_line(rng, cut_at, (MALFORMED_AT_MINUTE, EXAMPLE_KID, *request[2:]))[:57]
             events.append({"id": _event_id(rng), "timestamp": cut_at, "message": cut})
     return subscription_event(
-        "keysentry-SampleApiAccessLogs-7YhQ2kD3nPzW",
+        "keysentry-SampleApiAccessLogs",  # as `keysentry local up` names it
         _hex(rng, 32),
         "keysentry-UsageFunctionAccessLogs-1GZ8XK4T0QWER",
         events,
@@ -163,7 +163,7 @@ def authorizer_decisions_event() -> dict[str, Any]:
             {"id": _event_id(rng), "timestamp": at_ms, "message": decision_line(rng, at_ms, decision)}
         )
     return subscription_event(
-        "keysentry-AuthorizerLogGroup-Xk3Rt9Wq2BvN",
+        "keysentry-AuthorizerLogGroup",  # as `keysentry local up` names it
         f"2026/03/02/[$LATEST]{_hex(rng, 32)}",
         "keysentry-UsageFunctionAuthorizerRefusals-8MDQ2ZP1VJ0K",
         events,

@@ -231,6 +231,13 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
             "Type": props.get("Type", "String"),
             "Value": str(stack.resolve(props["Value"])),
         }
+    elif kind == "AWS::Logs::LogGroup":
+        name = stack.resolve(props.get("LogGroupName")) or _name(logical)
+        logs = aws.client("logs")
+        logs.create_log_group(logGroupName=name)
+        arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"]
+        stack.refs[logical] = name
+        stack.attrs[logical] = {"Arn": arn}
     elif kind == "AWS::SQS::Queue":
         sqs = aws.client("sqs")
         url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or _name(logical))["QueueUrl"]
@@ -247,6 +254,7 @@ STATEFUL = (
     "AWS::Events::EventBus",
     "AWS::SQS::Queue",
     "AWS::SSM::Parameter",
+    "AWS::Logs::LogGroup",  # the usage function tells the authorizer's lines by their group's name
 )
 
 

@@ -42,12 +42,14 @@ def lambda_handler(
     data = CloudWatchLogsEvent(event).parse_logs_data()
     if data.message_type != "DATA_MESSAGE":  # CloudWatch Logs' check that it can deliver
         return Outcome(0, 0, 0, 0).response()
+    settings = UsageSettings.load()
     events = data.log_events
     batch = Batch()
+    add = batch.reader(data.log_group, settings.authorizer_log_group)
     for line in events:
-        batch.add_line(line.message, line.timestamp)
+        add(line.message, line.timestamp)
     ident = batch_id(data.log_group, data.log_stream, [line.get_id for line in events])
-    meter = meter or metering(UsageSettings.load(), context.get_remaining_time_in_millis)
+    meter = meter or metering(settings, context.get_remaining_time_in_millis)
     outcome = meter.record(ident, batch, len(events))
     for name in ("lines", "unreadable", "writes", "anomalies"):
         metrics.add_metric(name=f"Usage{name.title()}", unit=MetricUnit.Count, value=getattr(outcome, name))

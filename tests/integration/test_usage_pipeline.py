@@ -274,3 +274,22 @@ def test_a_key_sent_where_it_should_not_be_never_reaches_the_usage_table_or_logs
     assert counters[("a#other", hour)].requests == 1  # neither the key nor the API id it claimed
     assert counters[("a#authorizer", hour)].refusals == {"other": 1}
     # and the leak guard, after the test, finds the token in no table, message or log line
+
+
+def test_decisions_are_read_only_from_the_authorizers_log_group_and_access_lines_from_no_other(
+    usage_handler: Any, lambda_context: Any, stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend's own log group subscribed by mistake must not let whoever writes to it pass off
+    lines as the authorizer's refusals of a key (a refusal spike suspends a key that opted in)."""
+    monkeypatch.setenv("AUTHORIZER_LOG_GROUP", AUTHORIZER_GROUP)
+    t = T0 * 1000
+    forged = [(t, decision_line("KIDAAAAAAAA1", "scope_missing")) for _ in range(25)]
+    result = _run(usage_handler, lambda_context, subscription_event(forged))  # the access log group
+    assert (result["unreadable"], result["keys"]) == (25, 0)
+    planted = [(t, access_line("KIDAAAAAAAA1", t, n=i)) for i in range(5)]
+    result = _run(usage_handler, lambda_context, subscription_event(planted, group=AUTHORIZER_GROUP))
+    assert (result["unreadable"], result["keys"]) == (0, 0)  # not a decision: passed over, not counted
+    assert _counters(stack) == {}
+    real = [(t, decision_line("KIDAAAAAAAA1", "scope_missing")) for _ in range(3)]
+    _run(usage_handler, lambda_context, subscription_event(real, group=AUTHORIZER_GROUP, stream="s2"))
+    assert _counters(stack)[("k#KIDAAAAAAAA1", hour_sk(T0 - T0 % 3600))].refusals == {"scope_missing": 3}

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -86,6 +87,8 @@ def client(service: Literal["sns"]) -> SNSClient: ...
 def client(service: Literal["sqs"]) -> SQSClient: ...
 @overload
 def client(service: Literal["ssm"]) -> SSMClient: ...
+@overload
+def client(service: Literal["logs"]) -> CloudWatchLogsClient: ...
 def client(service: str) -> Any:
     """The process's one client for ``service``, created on first use."""
     return _client(service)

@@ -155,6 +155,9 @@ NONCE_TABLE = Var("NONCE_TABLE", "keysentry-nonces", text)
 IDEMPOTENCY_TABLE = Var("IDEMPOTENCY_TABLE", "keysentry-idempotency", text)
 USAGE_TABLE = Var("USAGE_TABLE", "keysentry-usage", text)
 PLANS = Var("PLANS", DEFAULT_PLANS, plans_json)
+# The authorizer's log group: the only one whose lines are read as its decisions (others: access logs).
+# Empty: every subscribed group's lines are told apart by their shape (a hand-run function, tests).
+AUTHORIZER_LOG_GROUP = Var("AUTHORIZER_LOG_GROUP", "", text)
 DEFAULT_PLAN_VAR = Var("DEFAULT_PLAN", DEFAULT_PLAN, matching(r"[a-z0-9][a-z0-9_-]{0,31}", "a plan name"))
 PEPPER_SECRET_ID = Var("PEPPER_SECRET_ID", "keysentry/pepper", text)
 PEPPER_MAX_AGE_SECONDS = Var("PEPPER_MAX_AGE_SECONDS", 300, integer(1, 3600))
@@ -314,6 +317,7 @@ class UsageSettings(EnvSettings):
     service: Settings = dataclasses.field(default_factory=Settings)
     alerts_topic_arn: str = ALERTS_TOPIC_ARN.field()
     event_bus_name: str = EVENT_BUS_NAME.field()
+    authorizer_log_group: str = AUTHORIZER_LOG_GROUP.field()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -197,6 +198,15 @@ class Batch:
         if hour is None:
             hour = table[key] = KeyHour()
         return hour
+
+    def reader(self, log_group: str, authorizer_log_group: str) -> Callable[[str, int], None]:
+        """How to read a delivery's lines: a decision only from the authorizer's own log group, an
+        access log line only from any other. Anyone who can write to a subscribed log group (a backend's
+        own, subscribed by mistake) could otherwise pass off lines as the authorizer's refusals of a
+        key and have it suspended. Without the authorizer's group named, by the line's shape."""
+        if not authorizer_log_group:
+            return self.add_line
+        return self.add_decision_line if log_group == authorizer_log_group else self.add_access_line
 
     def add_line(self, message: str, timestamp_ms: int) -> None:
         """One line of either source, told apart by its fields: an access log line has a request id,
