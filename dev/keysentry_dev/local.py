@@ -246,6 +246,20 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         stack.attrs[logical] = {"Arn": arn, "QueueName": url.rsplit("/", 1)[1], "QueueUrl": url}
 
 
+def _create_rest_api(stack: Stack, logical: str, props: dict[str, Any]) -> None:
+    """A REST API standing in for an ``AWS::Serverless::Api`` (one mock method, its stage), so
+    that usage plans can be bound to its stage as they are when deployed."""
+    apigateway = aws.client("apigateway")
+    api = apigateway.create_rest_api(name=str(stack.resolve(props.get("Name")) or _name(logical)))["id"]
+    root = apigateway.get_resources(restApiId=api)["items"][0]["id"]
+    apigateway.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    apigateway.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
+    stage = str(stack.resolve(props["StageName"]))
+    apigateway.create_deployment(restApiId=api, stageName=stage)
+    stack.refs[logical] = api
+    stack.refs[f"{logical}.Stage"] = stage  # what SAM's !Ref <Api>.Stage gives
+
+
 STATEFUL = (
     "AWS::DynamoDB::Table",
     "AWS::SecretsManager::Secret",
@@ -258,14 +272,34 @@ STATEFUL = (
 )
 
 
+def create_usage_plans(stack: Stack) -> Any:
+    """The usage plans of the template's Plans, as UsagePlansAtDeploy makes them when deployed
+    (the same code), bound to the sample API's stand-in stage; whatever UsageIdentifier says, so
+    that they can be looked at locally."""
+    from keysentry.gateway import Gateway
+    from keysentry.plans import Plans
+    from keysentry.plans_sync import parse_stages, sync_usage_plans
+
+    params = stack.parameters()
+    resource = stack.template.get("Resources", {}).get("UsagePlansAtDeploy")
+    stages = parse_stages(str(stack.resolve(resource["Properties"]["Stages"]))) if resource else []
+    plans = Plans.from_json(params["Plans"], params["DefaultPlan"])
+    return sync_usage_plans(plans, params["Stage"], stages, Gateway())
+
+
 def provision(template: dict[str, Any] | None = None) -> Stack:
-    """Create every stateful resource of the template in the current AWS endpoint (moto)."""
+    """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
+    API for each serverless API, and the usage plans."""
     stack = Stack(template or load_template())
     resources = stack.template.get("Resources", {})
     for kind in STATEFUL:  # in dependency order: nothing stateful refers to a later kind
         for logical, resource in resources.items():
             if resource.get("Type") == kind:
                 _create(stack, logical, resource)
+    for logical, resource in resources.items():
+        if resource.get("Type") == "AWS::Serverless::Api":
+            _create_rest_api(stack, logical, resource.get("Properties", {}))
+    create_usage_plans(stack)
     return stack
 
 

@@ -77,15 +77,35 @@ def messages_text() -> str:
     return json.dumps([sent, held], default=str)
 
 
+def apigateway_text() -> str:
+    """Every API key moto's API Gateway holds (its value included) and every usage plan key."""
+    from moto.apigateway.models import apigateway_backends
+
+    backends = [backend for account in apigateway_backends.values() for backend in dict.values(account)]
+    keys = [key.to_json() for backend in backends for key in backend.keys.values()]
+    plan_keys = [
+        {"plan": plan, "key": key.to_json()}
+        for backend in backends
+        for plan, members in backend.usage_plan_keys.items()
+        for key in members.values()
+    ]
+    return json.dumps([keys, plan_keys], default=str)
+
+
 def plaintext_found(
     tokens: list[str], stack: Any, log_lines: list[str], secrets: list[str] | None = None
 ) -> list[str]:
     """Where the secret part of any of ``tokens``, or any of ``secrets``, appears: each table's
-    items, the messages sent or queued, and the log lines."""
+    items, the messages sent or queued, API Gateway's API keys, and the log lines."""
     finder = SecretFinder(tokens, secrets)
     if not finder.secrets:
         return []  # nothing minted, nothing to find: no need to read anything
-    places = {**stored_texts(stack), "messages": messages_text(), "logs": "\n".join(log_lines)}
+    places = {
+        **stored_texts(stack),
+        "messages": messages_text(),
+        "apigateway": apigateway_text(),
+        "logs": "\n".join(log_lines),
+    }
     return [place for place, text in places.items() if finder.found_in(text)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +11,14 @@ from botocore.exceptions import ClientError
 from keysentry import aws, keyformat
 from keysentry.authorizer import Authorizer
 from keysentry.peppers import PepperSource
+from keysentry.plans import usage_identifier
 from keysentry.routes import RouteTable
 from keysentry.store import KeyStore
 
 from functions.authorizer import handler
 from tests.conftest import FakeClock
 from tests.integration.authz_helpers import allowed_resources, effect, emitted_metrics, event, with_source_ip
+from tests.integration.conftest import secret_part
 
 ROUTES = (
     '{"GET /v1/prices": "prices:read", "GET /v1/prices/*": "prices:read", '
@@ -169,13 +172,23 @@ def test_http_api_iam_response(service: Any, invoke: Any, authorizer: Authorizer
     assert effect(denied) == "Deny"
 
 
-def test_usage_identifier_key_is_returned_when_enabled(
+def test_rest_usage_identifier_is_the_keys_identifier_never_the_key(
     service: Any, invoke: Any, authorizer: Authorizer
 ) -> None:
     issued = key(service)
     assert "usageIdentifierKey" not in invoke(event("authorizer_rest_request_valid", issued.token))
     authorizer.usage_identifier = True
-    assert invoke(event("authorizer_rest_request_valid", issued.token))["usageIdentifierKey"] == issued.token
+    response = invoke(event("authorizer_rest_request_valid", issued.token))
+    assert response["usageIdentifierKey"] == usage_identifier(issued.record.kid)
+    assert secret_part(issued.token) not in json.dumps(response)  # nowhere in the answer
+    cached = invoke(event("authorizer_rest_request_valid", issued.token))  # from the decision memo
+    assert cached["usageIdentifierKey"] == usage_identifier(issued.record.kid)
+
+
+def test_http_apis_get_no_usage_identifier(service: Any, invoke: Any, authorizer: Authorizer) -> None:
+    authorizer.usage_identifier = True
+    issued = key(service)
+    assert "usageIdentifierKey" not in invoke(event("authorizer_http_v2_iam", issued.token))
 
 
 def test_response_settings_come_from_the_template_environment(

@@ -53,3 +53,13 @@ def test_every_table_of_the_template_is_read_the_usage_table_included(stack: Any
     tables = {ref for logical, ref in stack.refs.items() if logical.endswith("Table")}
     assert stack.refs["UsageTable"] in tables
     assert set(stored_texts(stack)) == tables
+
+
+def test_a_key_registered_as_an_api_gateway_api_key_is_found(
+    stack: Any, leak_guard: list[str], minted_secrets: list[str]
+) -> None:
+    token = keyformat.generate("live").token
+    assert plaintext_found([token], stack, []) == []
+    aws.client("apigateway").create_api_key(name="carelessly-named", value=token, enabled=True)
+    assert plaintext_found([token], stack, []) == ["apigateway"]
+    leak_guard[:] = minted_secrets[:] = []  # planted on purpose: without this the guard fails this test

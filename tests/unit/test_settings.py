@@ -15,6 +15,7 @@ from keysentry.settings import (
     ApiSettings,
     CacheFlushSettings,
     EnvSettings,
+    PlansSyncSettings,
     RotationSettings,
     ScanningKeysSettings,
     Settings,
@@ -34,6 +35,7 @@ FUNCTIONS: dict[str, Any] = {
     "AuthorizerFunction": getattr(settings, "AuthorizerSettings", Authorizer),
     "SampleBackendFunction": None,  # reads nothing of keysentry's
     "UsageFunction": UsageSettings,
+    "PlansSyncFunction": PlansSyncSettings,
 }
 # Read by the libraries, not by keysentry: Powertools' logger and metrics, botocore's endpoint.
 LIBRARY_VARIABLES = {

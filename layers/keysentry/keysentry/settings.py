@@ -193,6 +193,14 @@ GITHUB_SCANNING_KEYS_URL = Var(
     "https://api.github.com/meta/public_keys/secret_scanning",
     matching(r"https?://[^\s/]+/\S*", "an http(s) URL"),
 )
+STAGE = Var("STAGE", "dev", matching(r"[a-z0-9-]{1,16}", "a stage name"))
+USAGE_PLAN_STAGES = Var(
+    "USAGE_PLAN_STAGES",
+    "",
+    matching(
+        r"([a-z0-9]{10}:[A-Za-z0-9_-]{1,128}(,[a-z0-9]{10}:[A-Za-z0-9_-]{1,128})*)?", "restApiId:stage pairs"
+    ),
+)
 
 
 # ---------------------------------------------------------------- settings objects
@@ -346,8 +354,27 @@ class AuthorizerSettings(EnvSettings):
     signature_max_age_ms: int = SIGNATURE_MAX_AGE_MS.field()
     signature_max_skew_ms: int = SIGNATURE_MAX_SKEW_MS.field()
     http_response: str = AUTHORIZER_HTTP_RESPONSE.field()  # HTTP APIs: "simple" or "iam" responses
-    usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return the key as usageIdentifierKey
+    usage_identifier: bool = (
+        USAGE_IDENTIFIER.field()
+    )  # REST: return the key's usage identifier (plans.usage_identifier)
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
+
+
+@dataclass(frozen=True)
+class PlansSyncSettings(EnvSettings):
+    """REST usage plans from the plans (at deploy), and each key's API key from the keys table's stream."""
+
+    keys_table: str = KEYS_TABLE.field()  # each record is brought to the key's state there
+    plans_json: str = PLANS.field()
+    default_plan: str = DEFAULT_PLAN_VAR.field()
+    stage: str = STAGE.field()  # usage plans are named keysentry-<stage>-<plan>
+    usage_plan_stages: str = USAGE_PLAN_STAGES.field()  # "restApiId:stage,...": the metered REST stages
+
+    def plans(self) -> Plans:
+        try:
+            return _plans(self.plans_json, self.default_plan)
+        except ValidationError as error:
+            raise ConfigurationError(f"PLANS: {error}") from None
 
 
 def authorizer_http_response() -> str:

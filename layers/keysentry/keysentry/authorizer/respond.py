@@ -15,6 +15,7 @@ from keysentry.authorizer.events import Request
 from keysentry.authorizer.outcomes import Allowed, Context, Decision, Outcome
 from keysentry.authorizer.paths import NONCANONICAL_GLOBS
 from keysentry.model import KeyRecord, Status
+from keysentry.plans import usage_identifier
 from keysentry.routes import MethodArn, RouteTable
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def _allow_response(
         document = policy(record.kid, "Allow", [arn.arn()])["policyDocument"]
     response = {"principalId": record.kid, "policyDocument": document, "context": context}
     if authorizer.usage_identifier and request.shape != "http":
-        response["usageIdentifierKey"] = request.tokens[0]
+        response["usageIdentifierKey"] = usage_identifier(record.kid)  # API Gateway meters it; never the key
     return response
 
 

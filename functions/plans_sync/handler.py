@@ -1,0 +1,67 @@
+"""REST usage plans: made from the plans at deploy (a CloudFormation custom resource), and each key's
+API key kept in step from the keys table's stream: thin over keysentry.plans_sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from keysentry.deploy import answer, is_deploy_request
+from keysentry.gateway import Gateway
+from keysentry.plans_sync import KeySync, PlansOutcome, parse_stages, sync_usage_plans
+from keysentry.settings import PlansSyncSettings
+from keysentry.store import KeyStore
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, gateway: Gateway | None = None
+) -> dict[str, Any]:
+    if is_deploy_request(event):
+        return _deploy(event, gateway or Gateway())
+    settings = PlansSyncSettings.load()
+    store = KeyStore(settings.keys_table)
+    sync = KeySync(gateway or Gateway(), store.get, settings.stage, settings.plans().default)
+
+    def record_handler(record: DynamoDBRecord) -> None:
+        stream = record.raw_event.get("dynamodb", {})
+        sync.record(stream.get("OldImage"), stream.get("NewImage"))
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    failed = len(response.get("batchItemFailures", []))
+    metrics.add_metric(name="ApiKeysChanged", unit=MetricUnit.Count, value=len(sync.changes))
+    metrics.add_metric(name="ApiKeyRecordsFailed", unit=MetricUnit.Count, value=failed)
+    logger.info("stream batch", records=len(event.get("Records", [])), changes=sync.changes, failed=failed)
+    return dict(response)
+
+
+def _deploy(event: dict[str, Any], gateway: Gateway) -> dict[str, Any]:
+    """Create or update: the usage plans from the plans. Delete: they are left (keys may be on them)."""
+    outcome, success = PlansOutcome(), True
+    reason = "the stack's usage plans are left as they are"
+    try:
+        if event["RequestType"] in ("Create", "Update"):
+            settings = PlansSyncSettings.load()
+            stages = parse_stages(settings.usage_plan_stages)
+            outcome = sync_usage_plans(settings.plans(), settings.stage, stages, gateway)
+            reason = outcome.reason()
+            logger.info("usage plans", usage_plans=outcome.as_dict(), stages=[f"{a}:{s}" for a, s in stages])
+            if outcome.left:
+                logger.warning("usage plans left: their plans are no longer in Plans", left=outcome.left)
+    except Exception as error:  # CloudFormation must get an answer, or the deployment hangs
+        logger.exception("usage plans not made")
+        success, reason = False, f"usage plans not made: {type(error).__name__}: {str(error)[:300]}"
+    finally:
+        answer(event, success=success, reason=reason, data={"Left": ",".join(outcome.left)})
+    return {"success": success, "reason": reason, **outcome.as_dict()}
