@@ -344,6 +344,7 @@ class AuthorizerSettings(EnvSettings):
     http_response: str = AUTHORIZER_HTTP_RESPONSE.field()  # HTTP APIs: "simple" or "iam" responses
     usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return the key as usageIdentifierKey
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
+    default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
 
 
 def authorizer_http_response() -> str:
