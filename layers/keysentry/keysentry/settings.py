@@ -358,6 +358,7 @@ class AuthorizerSettings(EnvSettings):
         USAGE_IDENTIFIER.field()
     )  # REST: return the key's usage identifier (plans.usage_identifier)
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
+    default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
 
 
 @dataclass(frozen=True)

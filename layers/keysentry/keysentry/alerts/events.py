@@ -59,6 +59,7 @@ _POLICY_FIELDS: Final = (
     "metadata",
     "rotation_days",
     "suspend_on_anomaly",
+    "plan",
 )
 
 

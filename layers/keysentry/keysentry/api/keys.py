@@ -51,14 +51,15 @@ def list_keys(
     return {"keys": [r.public_view() for r in records], "next_cursor": next_cursor}
 
 
-@router.get("/keys/<kid>", summary="One key", tags=["keys"])
+@router.get("/keys/<kid>", summary="One key, with its plan and the quota used this period", tags=["keys"])
 def get_key(kid: Kid) -> dict[str, Any]:
-    return context.service().get(kid).public_view()
+    return context.service().view(kid)
 
 
 @router.patch(
     "/keys/<kid>",
-    summary="Change name, scopes, IP rules, metadata, rotation policy, public keys, suspension on anomaly",
+    summary="Change name, scopes, IP rules, metadata, rotation policy, public keys, suspension on anomaly, "
+    "plan",
     tags=["keys"],
 )
 def update_key(kid: Kid, body: Annotated[UpdateKey, Body()]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from keysentry.model import (
     MIN_ROTATION_DAYS,
     SigningMode,
 )
+from keysentry.plans import PLAN_NAME
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 MAX_PUBLIC_KEY_PEM = 8192
@@ -27,6 +28,10 @@ SUSPEND_ON_ANOMALY = (
     "Suspend the key when its usage spikes, it is used from a new network or its refusals spike "
     "(docs/anomalies.md); false: only alert"
 )
+PLAN = (
+    "One of the deployment's plans (the Plans parameter, docs/plans.md); at issue, absent: the default plan"
+)
+PLAN_PATTERN = f"^{PLAN_NAME.pattern}$"
 
 
 class _Body(BaseModel):
@@ -59,6 +64,7 @@ class CreateKey(_Body):  # a keysentry.model.KeySpec, field for field (a docstri
         default=None, max_length=MAX_DELIVERY_KEY_PEM, description="X25519 PEM successors are sealed to"
     )
     suspend_on_anomaly: StrictBool = Field(default=False, description=SUSPEND_ON_ANOMALY)
+    plan: str | None = Field(default=None, max_length=32, pattern=PLAN_PATTERN, description=PLAN)
 
 
 class UpdateKey(_Body):
@@ -71,6 +77,7 @@ class UpdateKey(_Body):
     public_key: str | None = Field(default=None, max_length=MAX_PUBLIC_KEY_PEM)
     delivery_key: str | None = Field(default=None, max_length=MAX_DELIVERY_KEY_PEM)
     suspend_on_anomaly: StrictBool | None = Field(default=None, description=SUSPEND_ON_ANOMALY)
+    plan: str | None = Field(default=None, max_length=32, pattern=PLAN_PATTERN, description=PLAN)
 
 
 class Reason(_Body):

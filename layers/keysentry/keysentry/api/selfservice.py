@@ -27,10 +27,9 @@ def caller_kid() -> str:
     return str(kid)
 
 
-@router.get("/self", summary="Who am I: the calling key", tags=["self"])
+@router.get("/self", summary="Who am I: the calling key, its plan and quota", tags=["self"])
 def whoami() -> dict[str, Any]:
-    record = context.service().get(caller_kid())
-    view = record.public_view()
+    view = context.service().view(caller_kid())
     return {
         k: view[k]
         for k in (
@@ -45,6 +44,8 @@ def whoami() -> dict[str, Any]:
             "successor",
             "expires_at",
             "signing_mode",
+            "plan",
+            "quota",
         )
     }
 

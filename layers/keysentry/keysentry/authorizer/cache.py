@@ -1,6 +1,10 @@
 """The authorizer's memory within one container: key records by kid (bounded, TTL), a short
 negative cache of unknown kids, and the decisions of bearer-key requests (until the record's TTL or
-the key's next time boundary, whichever is first)."""
+the key's next time boundary, whichever is first: its grace or lifetime ends, or the quota it
+exhausted resets).
+
+A record is decided afresh against the clock on every request, so a quota mark it holds ends on
+time; a mark set after the record was read is seen once the record's TTL has passed."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from keysentry.identify import identify_token
 from keysentry.model import KeyRecord, Status
 from keysentry.nonces import NonceTable
 from keysentry.peppers import PepperSource
+from keysentry.plans import DEFAULT_PLAN
 from keysentry.routes import RouteTable
 from keysentry.settings import TEST_STAGES, AuthorizerSettings
 from keysentry.store import KeyStore, from_item
@@ -89,6 +90,15 @@ def _status_denial(record: KeyRecord, now: int) -> str | None:
     return None
 
 
+def _boundary(record: KeyRecord, now: int) -> float:
+    """When the decision on ``record`` may change by the clock alone: its grace or lifetime ends, or
+    the quota it exhausted resets (a remembered quota_exceeded must not outlive the mark)."""
+    times = [t for t in (record.grace_until, record.expires_at) if t is not None]
+    if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
+        times.append(record.quota_exhausted_until)
+    return min(times, default=float("inf"))
+
+
 class Authorizer:
     def __init__(
         self,
@@ -108,6 +118,7 @@ class Authorizer:
         usage_identifier: bool = False,
         gateway_cache_ttl: float = 0,
         test_stages: frozenset[str] | None = None,
+        default_plan: str = DEFAULT_PLAN,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -127,7 +138,7 @@ class Authorizer:
         # Live keys may call any stage, test stages included.
         self.test_stages = test_stages
         self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
-        self.contexts = Contexts(self.cache.max_entries)
+        self.contexts = Contexts(self.cache.max_entries, default_plan)
 
     @classmethod
     def from_settings(cls, settings: AuthorizerSettings) -> Authorizer:
@@ -144,6 +155,7 @@ class Authorizer:
             usage_identifier=settings.usage_identifier,
             gateway_cache_ttl=settings.gateway_cache_ttl,
             test_stages=settings.test_stages,
+            default_plan=settings.default_plan,
         )
 
     @classmethod
@@ -200,8 +212,8 @@ class Authorizer:
             return decision
         if decision.outcome is Outcome.ALLOW:
             decision = replace(decision, allowed=allowed(self, record, request.method_arn))
-        boundaries = [b for b in (record.grace_until, record.expires_at) if b is not None]
-        self.cache.remember(key, entry.expires, min(boundaries, default=float("inf")), decision)
+        now = request.decided_at if request.decided_at is not None else int(self.clock())
+        self.cache.remember(key, entry.expires, _boundary(record, now), decision)
         return decision
 
     def _decide(self, request: Request) -> Decision:
@@ -276,6 +288,8 @@ class Authorizer:
             denial = _ip_denial(entry, request.source_ip)
             if denial:
                 return denial
+        if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
+            return "quota_exceeded"  # the usage pipeline's mark, read from the record held: no AWS call
         required = self.routes.required_scope(request.method, request.path)
         if required is None:
             return "route_not_mapped"

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 from keysentry.authorizer.events import Request
 from keysentry.authorizer.outcomes import Allowed, Context, Decision, Outcome
 from keysentry.authorizer.paths import NONCANONICAL_GLOBS
-from keysentry.model import KeyRecord, Status
-from keysentry.plans import usage_identifier
+from keysentry.model import KeyRecord, Status, context_metadata
+from keysentry.plans import DEFAULT_PLAN, usage_identifier
 from keysentry.routes import MethodArn, RouteTable
 
 if TYPE_CHECKING:
@@ -35,8 +35,9 @@ class Contexts:
     """What the backend learns about the caller (API Gateway passes strings, numbers, booleans):
     the parts that change only with the record are built once per record version."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, default_plan: str = DEFAULT_PLAN) -> None:
         self.max_entries = max_entries
+        self.default_plan = default_plan  # the plan of a key without one
         self._bases: dict[tuple[str, int], Context] = {}
 
     def base(self, record: KeyRecord) -> tuple[Context, int | None]:
@@ -46,7 +47,8 @@ class Contexts:
         if base is None:
             if len(self._bases) >= self.max_entries:
                 self._bases.clear()
-            base = self._bases[(record.kid, record.version)] = _context_base(record)
+            base = {**_owner_context(record, self.default_plan), **_context_base(record)}
+            self._bases[(record.kid, record.version)] = base
         return base, due
 
     def context(self, record: KeyRecord, now: int) -> Context:
@@ -68,6 +70,13 @@ def _context_base(record: KeyRecord) -> Context:
         "successor": record.successor or "",
         "signing": record.signing.mode,
     }
+
+
+def _owner_context(record: KeyRecord, default_plan: str) -> Context:
+    """The key's plan, and the metadata its owner named for the backend: entries whose key starts
+    with ``ctx_`` (at most ten, strings; :func:`keysentry.model.context_metadata`). keysentry's own
+    context keys never start with ``ctx_``: an owner's entry cannot stand in for one."""
+    return {**context_metadata(record.metadata), "plan": record.plan or default_plan}
 
 
 def allowed(authorizer: Authorizer, record: KeyRecord, arn: MethodArn | None) -> Allowed:

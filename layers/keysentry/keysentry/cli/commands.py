@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keysentry.cli.output import Output, changes_text, emit_issued, iso, record_text
+from keysentry.cli.output import Output, changes_text, emit_issued, iso, plan_lines, record_text
 from keysentry.errors import ValidationError
 from keysentry.model import KeySpec
 
@@ -55,6 +55,7 @@ def cmd_create(args: argparse.Namespace, out: Output, service: Service) -> int:
         public_key=_read_file(args.public_key, "public key"),
         delivery_key=_read_file(args.delivery_key, "delivery key"),
         suspend_on_anomaly=args.suspend_on_anomaly,
+        plan=args.plan,
     )
     issued = service().create(spec, actor=_actor(args))
     emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
@@ -64,7 +65,7 @@ def cmd_create(args: argparse.Namespace, out: Output, service: Service) -> int:
 def cmd_update(args: argparse.Namespace, out: Output, service: Service) -> int:
     """Change a key's policy: only what is given changes (lists replace the key's lists)."""
     changes: dict[str, Any] = {}
-    for field in ("name", "rotation_days", "suspend_on_anomaly"):
+    for field in ("name", "rotation_days", "suspend_on_anomaly", "plan"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field)
     for field, given in (
@@ -121,8 +122,10 @@ def cmd_list(args: argparse.Namespace, out: Output, service: Service) -> int:
 
 
 def cmd_show(args: argparse.Namespace, out: Output, service: Service) -> int:
-    record = service().get(args.kid)
-    out.emit(record.public_view(), record_text(record))
+    keys = service()
+    record = keys.get(args.kid)
+    view = keys.view_of(record)
+    out.emit(view, "\n".join([record_text(record), *plan_lines(view)]))
     return 0
 
 

@@ -52,6 +52,23 @@ def record_text(r: KeyRecord) -> str:
     return "\n".join(lines)
 
 
+def plan_lines(view: dict[str, Any]) -> list[str]:
+    """A key's plan and quota, from its view (``KeyService.view``)."""
+    plan = view["plan"]
+    if not plan["declared"]:
+        return [f"plan:          {plan['name']} (no longer among the deployment's plans)"]
+    lines = [f"plan:          {plan['name']} ({plan['rate']:g}/s, burst {plan['burst']})"]
+    quota = view.get("quota")
+    if quota is not None:
+        lines.append(
+            f"quota:         {quota['used']} of {quota['limit']} this {quota['period'].lower()}, "
+            f"resets {iso(quota['resets_at'])}"
+        )
+        if quota.get("exhausted_until"):
+            lines.append(f"refused until: {iso(quota['exhausted_until'])} (quota exhausted)")
+    return lines
+
+
 def emit_issued(out: Output, issued: Issued, headline: str) -> None:
     """The one printer for a key as issued (create, rotate, pickup): its document, every secret in it."""
     doc = issued.document()

@@ -11,6 +11,7 @@ from keysentry.model import DEFAULT_ROTATION_DAYS, MAX_ROTATION_DAYS, MIN_ROTATI
 
 ROTATION_DAYS = f"{MIN_ROTATION_DAYS}..{MAX_ROTATION_DAYS}"
 SUCCESSOR_DELIVERY = "PEM file of an X25519 key scheduled successors are sealed to"
+PLAN = "one of the deployment's plans (its Plans parameter; docs/plans.md)"
 SUSPEND_ON_ANOMALY = "suspend the key when its usage spikes, or comes from a new network, or is refused a lot"
 
 Group = Any  # argparse's _SubParsersAction, which it does not export
@@ -102,6 +103,7 @@ def _create(create: argparse.ArgumentParser) -> None:
     create.add_argument("--public-key", help="PEM file of the consumer's Ed25519 or RSA public key")
     create.add_argument("--delivery-key", help=SUCCESSOR_DELIVERY)
     create.add_argument("--suspend-on-anomaly", action="store_true", help=SUSPEND_ON_ANOMALY)
+    create.add_argument("--plan", help=PLAN + " (default: the deployment's default plan)")
     create.set_defaults(func=commands.cmd_create)
 
 
@@ -129,6 +131,7 @@ def _update(update: argparse.ArgumentParser) -> None:
         default=None,
         help=SUSPEND_ON_ANOMALY + " (--no-suspend-on-anomaly: only alert)",
     )
+    update.add_argument("--plan", help=PLAN)
     update.set_defaults(func=commands.cmd_update)
 
 

@@ -19,6 +19,7 @@ from keysentry.model.lifecycle import (
 )
 from keysentry.model.record import (
     ALLOWED_FROM,
+    CONTEXT_METADATA_PREFIX,
     DAY,
     DEFAULT_GRACE_DAYS,
     DEFAULT_ROTATION_DAYS,
@@ -27,6 +28,8 @@ from keysentry.model.record import (
     LIVE,
     LONGEST_LIFETIME_DAYS,
     MAX_CIDRS,
+    MAX_CONTEXT_METADATA,
+    MAX_CONTEXT_METADATA_KEY,
     MAX_GRACE_DAYS,
     MAX_LIFETIME_DAYS,
     MAX_METADATA,
@@ -57,6 +60,7 @@ from keysentry.model.record import (
 )
 from keysentry.model.schedule import Step, due_shard, next_due, pending_reminder, plan
 from keysentry.model.validation import (
+    context_metadata,
     lifetime_seconds,
     network,
     parse_duration,
@@ -67,6 +71,7 @@ from keysentry.model.validation import (
     validate_metadata,
     validate_name,
     validate_owner,
+    validate_plan,
     validate_reason,
     validate_rotation_days,
     validate_scopes,
@@ -74,6 +79,7 @@ from keysentry.model.validation import (
 
 __all__ = [
     "ALLOWED_FROM",
+    "CONTEXT_METADATA_PREFIX",
     "DAY",
     "DEFAULT_GRACE_DAYS",
     "DEFAULT_ROTATION_DAYS",
@@ -82,6 +88,8 @@ __all__ = [
     "LIVE",
     "LONGEST_LIFETIME_DAYS",
     "MAX_CIDRS",
+    "MAX_CONTEXT_METADATA",
+    "MAX_CONTEXT_METADATA_KEY",
     "MAX_GRACE_DAYS",
     "MAX_LIFETIME_DAYS",
     "MAX_METADATA",
@@ -112,6 +120,7 @@ __all__ = [
     "Step",
     "check_allowed",
     "check_self_rotation",
+    "context_metadata",
     "due_shard",
     "in_chain",
     "issue",
@@ -133,6 +142,7 @@ __all__ = [
     "validate_metadata",
     "validate_name",
     "validate_owner",
+    "validate_plan",
     "validate_reason",
     "validate_rotation_days",
     "validate_scopes",

@@ -17,7 +17,7 @@ so a revoke always wins a race.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keysentry.errors import ForbiddenError, TransitionError, ValidationError
 from keysentry.model.record import (
@@ -42,9 +42,22 @@ from keysentry.model.validation import (
     validate_metadata,
     validate_name,
     validate_owner,
+    validate_plan,
     validate_rotation_days,
     validate_scopes,
 )
+
+if TYPE_CHECKING:
+    from keysentry.plans import Plans
+
+
+def _plans(plans: Plans | None) -> Plans:
+    """The deployment's plans; without them (a caller that has no settings), the default plans."""
+    if plans is not None:
+        return plans
+    from keysentry.plans import DEFAULT_PLAN, DEFAULT_PLANS, Plans
+
+    return Plans.from_json(DEFAULT_PLANS, DEFAULT_PLAN)
 
 
 def new_record(
@@ -70,6 +83,7 @@ def new_record(
     reason: str = "",
     issued_by: IssuedBy = IssuedBy.OWNER,
     suspend_on_anomaly: bool = False,
+    plan: str = "",
 ) -> KeyRecord:
     """A new active key. ``expires_in`` (seconds or a duration, see :func:`parse_duration`) and
     ``expires_in_days`` are two ways to say the same thing: give at most one."""
@@ -97,6 +111,7 @@ def new_record(
         last_change=Change(Action.CREATE, actor, now, reason),
         issued_by=issued_by,
         suspend_on_anomaly=validate_flag(suspend_on_anomaly, "suspend_on_anomaly"),
+        plan=plan,
     )
 
 
@@ -112,9 +127,13 @@ def issue(
     default_rotation_days: int = DEFAULT_ROTATION_DAYS,
     max_lifetime_days: int = MAX_LIFETIME_DAYS,
     delivery_key: str | None = None,
+    plans: Plans | None = None,
 ) -> KeyRecord:
     """The owner's new key as ``spec`` asks for it (its PEMs already checked into ``signing`` and
-    ``delivery_key``)."""
+    ``delivery_key``). Its plan is kept by name, the default's when ``spec`` names none: a later
+    change of the default plan moves no existing key (docs/plans.md)."""
+    plans = _plans(plans)
+    plan = plans.default if spec.plan is None else validate_plan(spec.plan, plans)
     record = new_record(
         kid=kid,
         owner_id=spec.owner,
@@ -134,6 +153,7 @@ def issue(
         metadata=spec.metadata,
         signing=signing,
         suspend_on_anomaly=spec.suspend_on_anomaly,
+        plan=plan,
     )
     return replace(record, delivery_key=delivery_key) if delivery_key else record
 
@@ -187,12 +207,11 @@ def rotate(
     sealed_successor: dict[str, str] | None = None,
     issued_by: IssuedBy = IssuedBy.OWNER,
 ) -> tuple[KeyRecord, KeyRecord]:
-    """(predecessor in ``rotating``, new active successor) with scopes, IP rules and policy copied.
+    """(predecessor in ``rotating``, new active successor) with scopes, IP rules, policy and plan copied.
 
     The successor keeps the predecessor's absolute expiry: rotating never extends a key's life. Only
     the owner may replace a suspended key: the successor is then the owner's, and the suspended key
-    stays suspended, in a grace window it may be resumed in (a false alarm) until the schedule
-    expires it.
+    stays suspended, in a grace window it may be resumed in (a false alarm) until the schedule expires it.
     """
     replacing = record.status is Status.SUSPENDED and issued_by is IssuedBy.OWNER
     _check_rotation(record, now=now, replacing=replacing, issued_by=issued_by, grace_days=grace_days)
@@ -217,6 +236,7 @@ def rotate(
         reason=reason,
         issued_by=issued_by,
         suspend_on_anomaly=record.suspend_on_anomaly,
+        plan=record.plan,  # metered on its own: its quota counts from zero (docs/plans.md)
     )
     successor = replace(successor, expires_at=record.expires_at, delivery_key=record.delivery_key)
     # A replaced key stays suspended; a resume within the grace window returns it to rotating.
@@ -283,11 +303,15 @@ def remind(record: KeyRecord, stage: str, *, now: int, actor: str, reason: str =
     )
 
 
-def update(record: KeyRecord, *, now: int, actor: str, **changes: Any) -> KeyRecord:
-    """Policy change: name, scopes, IP rules, metadata, rotation policy, suspension on an anomaly.
-    Only live keys."""
+def update(
+    record: KeyRecord, *, now: int, actor: str, plans: Plans | None = None, **changes: Any
+) -> KeyRecord:
+    """Policy change: name, scopes, IP rules, metadata, rotation policy, suspension on an anomaly,
+    plan (one of ``plans``). Only live keys."""
     check_allowed(record, Action.UPDATE)
     fields: dict[str, Any] = {}
+    if "plan" in changes:
+        fields["plan"] = validate_plan(changes.pop("plan"), _plans(plans))
     if "name" in changes:
         fields["name"] = validate_name(changes.pop("name"))
     if "scopes" in changes:

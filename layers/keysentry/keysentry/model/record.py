@@ -34,6 +34,11 @@ MAX_METADATA: Final = 20
 MAX_METADATA_KEY: Final = 64
 MAX_METADATA_VALUE: Final = 256
 MAX_PAGE: Final = 1000  # the most keys or audit entries one page may hold
+# Metadata entries whose key starts with this go to the authorizer's context, as they are named:
+# keysentry's own context keys never start with it. At most MAX_CONTEXT_METADATA of them.
+CONTEXT_METADATA_PREFIX: Final = "ctx_"
+MAX_CONTEXT_METADATA: Final = 10
+MAX_CONTEXT_METADATA_KEY: Final = 40  # "ctx_" and up to 36 letters, digits or "_"
 
 SigningMode = Literal["bearer", "hmac", "ed25519", "rsa"]
 SIGNING_MODES: Final[tuple[SigningMode, ...]] = get_args(SigningMode)
@@ -126,6 +131,7 @@ class KeySpec:
     public_key: str | None = None
     delivery_key: str | None = None
     suspend_on_anomaly: bool = False  # the usage watcher suspends the key on an anomaly
+    plan: str | None = None  # a plan of the deployment's (plans.Plans); None: its default plan
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from keysentry.errors import ValidationError
 from keysentry.model.record import (
+    CONTEXT_METADATA_PREFIX,
     DAY,
     MAX_CIDRS,
+    MAX_CONTEXT_METADATA,
+    MAX_CONTEXT_METADATA_KEY,
     MAX_LIFETIME_DAYS,
     MAX_METADATA,
     MAX_METADATA_KEY,
@@ -24,9 +27,15 @@ from keysentry.model.record import (
     MIN_ROTATION_DAYS,
 )
 
+if TYPE_CHECKING:
+    from keysentry.plans import Plans
+
 _SCOPE_RE: Final = re.compile(rf"\A[A-Za-z0-9][A-Za-z0-9_.:/*-]{{0,{MAX_SCOPE - 1}}}\Z")
 _OWNER_RE: Final = re.compile(rf"\A[A-Za-z0-9][A-Za-z0-9_.@:+-]{{0,{MAX_OWNER - 1}}}\Z")
 _META_KEY_RE: Final = re.compile(rf"\A[A-Za-z0-9_.:-]{{1,{MAX_METADATA_KEY}}}\Z")
+_CONTEXT_KEY_RE: Final = re.compile(
+    rf"\A{CONTEXT_METADATA_PREFIX}[A-Za-z0-9_]{{1,{MAX_CONTEXT_METADATA_KEY - len(CONTEXT_METADATA_PREFIX)}}}\Z"
+)
 
 
 def validate_owner(owner_id: str) -> str:
@@ -154,7 +163,40 @@ def validate_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
             raise ValidationError(
                 f"metadata value for {key!r} must be a string of at most {MAX_METADATA_VALUE} characters"
             )
+    _check_context_metadata(metadata)
     return dict(metadata)
+
+
+def _check_context_metadata(metadata: dict[str, str]) -> None:
+    """The entries that go to the authorizer's context (``ctx_...``): a bounded number, named so that
+    every API Gateway mapping can read them."""
+    keys = [k for k in metadata if k.startswith(CONTEXT_METADATA_PREFIX)]
+    if len(keys) > MAX_CONTEXT_METADATA:
+        raise ValidationError(
+            f"at most {MAX_CONTEXT_METADATA} metadata entries may start with {CONTEXT_METADATA_PREFIX!r}"
+            " (they go to the authorizer's context)"
+        )
+    for key in keys:
+        if not _CONTEXT_KEY_RE.match(key):
+            raise ValidationError(
+                f"a metadata key starting with {CONTEXT_METADATA_PREFIX!r} goes to the authorizer's context: "
+                f"at most {MAX_CONTEXT_METADATA_KEY} characters, letters, digits and '_' only"
+            )
+
+
+def context_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """The metadata entries the authorizer passes to the backend: those named ``ctx_...`` (letters,
+    digits, '_'), the first :data:`MAX_CONTEXT_METADATA` by name. A record from before the rule is
+    held to it here too."""
+    keys = sorted(k for k in metadata if _CONTEXT_KEY_RE.match(k))[:MAX_CONTEXT_METADATA]
+    return {k: metadata[k][:MAX_METADATA_VALUE] for k in keys}
+
+
+def validate_plan(name: object, plans: Plans) -> str:
+    """A plan a key may be put on: one of the deployment's, by name."""
+    if not isinstance(name, str):
+        raise ValidationError(f"unknown plan; the plans are: {', '.join(sorted(plans.plans))}")
+    return plans.check(name)
 
 
 def validate_name(name: str) -> str:

@@ -44,6 +44,7 @@ class Issuing(ServiceBase):
             default_rotation_days=self.settings.default_rotation_days,
             max_lifetime_days=self.settings.max_lifetime_days,
             delivery_key=delivery_key,
+            plans=self.settings.plans(),
         )
         self.store.create(record)
         return Issued(record, minted.token, secret)
@@ -81,7 +82,7 @@ class Issuing(ServiceBase):
 
             changes["delivery_key"] = load_delivery_key(changes.pop("delivery_key"))
         record = self.get(kid)
-        new = model.update(record, now=self.clock(), actor=actor, **changes)
+        new = model.update(record, now=self.clock(), actor=actor, plans=self.settings.plans(), **changes)
         return self.store.apply(record, new)
 
     def set_public_key(self, kid: str, pem: str, *, actor: str) -> KeyRecord:

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 from keysentry import model
 from keysentry.errors import ValidationError
+from keysentry.model import KeyRecord
+from keysentry.plans import Plans, Quota
 from keysentry.service.base import ServiceBase
 from keysentry.store.usage import DAY, DAY_TTL_S, HOUR, HOUR_TTL_S, day_sk, decode, hour_sk, key_pk, start_of
 from keysentry.usage import OTHER, KeyHour
@@ -146,7 +148,42 @@ def summary(span: Window, periods: dict[int, KeyHour]) -> dict[str, Any]:
     }
 
 
+def plan_view(record: KeyRecord, plans: Plans) -> dict[str, Any]:
+    """The key's plan with its limits; a plan the deployment no longer declares, by name only."""
+    name = record.plan or plans.default
+    if name not in plans.plans:
+        return {"name": name, "rate": None, "burst": None, "quota": None, "declared": False}
+    return {**plans.plans[name].as_dict(), "declared": True}
+
+
 class Usage(ServiceBase):
+    def view(self, kid: str) -> dict[str, Any]:
+        """A key as its reading shows it (GET /keys/{kid}, ``keys show``, GET /self): its public
+        fields, its plan with the plan's limits and, when the plan has a quota, ``quota``: the limit,
+        the period, the requests used in the current period (the usage table's days), when it
+        resets, and ``exhausted_until`` while the key is refused for it."""
+        return self.view_of(self.get(kid))
+
+    def view_of(self, record: KeyRecord) -> dict[str, Any]:
+        """:meth:`view` of a record just read."""
+        plans = self.settings.plans()
+        plan = plan_view(record, plans)
+        quota = plans.plans[plan["name"]].quota if plan["declared"] else None
+        used = None if quota is None else self.quota_used(record, quota)
+        return {**record.public_view(), "plan": plan, "quota": used}
+
+    def quota_used(self, record: KeyRecord, quota: Quota) -> dict[str, Any]:
+        """The quota's limit and period, the key's requests in the current period (the sum of its
+        days in the usage table), when the period ends, and ``exhausted_until`` while marked."""
+        now = self.clock()
+        start, resets_at = quota.bounds(now)
+        days = Window(start, now - now % DAY + DAY, "day")  # whole UTC days: every period starts on one
+        used = sum(counts.requests for counts in self._periods(record.kid, days).values())
+        view = {"limit": quota.limit, "period": quota.period, "used": used, "resets_at": resets_at}
+        if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
+            view["exhausted_until"] = record.quota_exhausted_until
+        return view
+
     def usage(
         self, kid: str, start: int | None = None, end: int | None = None, granularity: str = "hour"
     ) -> dict[str, Any]:

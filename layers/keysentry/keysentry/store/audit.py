@@ -72,6 +72,7 @@ AUDITED_FIELDS: Final[dict[str, Callable[[KeyRecord], Any]]] = {
     "delivery_key": lambda r: fingerprint(r.delivery_key),
     "pepper_version": lambda r: r.pepper_version,
     "suspend_on_anomaly": lambda r: r.suspend_on_anomaly,
+    "plan": lambda r: r.plan or None,  # None: the default plan (a key from before plans were kept)
 }
 
 

@@ -1,0 +1,160 @@
+"""The authorizer and plans: a key the usage pipeline marked as past its quota is refused
+(quota_exceeded) until the period ends, from the record it already holds; the backend learns the
+key's plan and the metadata its owner named for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from keysentry import aws
+from keysentry.authorizer import Authorizer
+from keysentry.model import CONTEXT_METADATA_PREFIX
+
+from functions.authorizer import handler
+from tests.conftest import T0, FakeClock
+from tests.integration.authz_helpers import effect, emitted_metrics, event, install_authorizer
+
+ROUTES = '{"GET /v1/prices": "prices:read", "GET /v1/prices/*": "prices:read"}'
+DAY = 86_400
+PERIOD_END = T0 - T0 % DAY + DAY  # the free plan's day ends at midnight UTC
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def mono() -> Monotonic:
+    return Monotonic()
+
+
+@pytest.fixture
+def authorizer(stack: Any, clock: FakeClock, mono: Monotonic, monkeypatch: pytest.MonkeyPatch) -> Authorizer:
+    built: Authorizer = install_authorizer(stack, clock, ROUTES, monkeypatch, monotonic=mono)
+    return built
+
+
+def mark(stack: Any, kid: str, until: int) -> None:
+    """What the usage pipeline writes when a key used its quota: a side attribute, no new version."""
+    aws.client("dynamodb").update_item(
+        TableName=stack.refs["KeysTable"],
+        Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
+        UpdateExpression="SET quota_exhausted_until = :until",
+        ExpressionAttributeValues={":until": {"N": str(until)}},
+    )
+
+
+def allowed(response: dict[str, Any]) -> bool:
+    if "isAuthorized" in response:
+        return bool(response["isAuthorized"])
+    return effect(response) == "Allow"
+
+
+SHAPES = ["authorizer_rest_request_valid", "authorizer_rest_token", "authorizer_http_v2_simple"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.usefixtures("authorizer")
+def test_a_key_past_its_quota_is_refused_until_the_period_ends(
+    shape: str, service: Any, stack: Any, clock: FakeClock, lambda_context: Any, capfd: Any
+) -> None:
+    issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
+    mark(stack, issued.record.kid, PERIOD_END)
+    capfd.readouterr()
+    assert not allowed(handler.lambda_handler(event(shape, issued.token), lambda_context))
+    docs = emitted_metrics(capfd.readouterr().out)
+    assert [(d["outcome"], d["reason"]) for d in docs] == [("deny", "quota_exceeded")]
+    clock.now = PERIOD_END - 1
+    assert not allowed(handler.lambda_handler(event(shape, issued.token), lambda_context))
+    clock.now = PERIOD_END  # the next period: the same record, held in the container, allows again
+    assert allowed(handler.lambda_handler(event(shape, issued.token), lambda_context))
+
+
+def test_a_remembered_allow_gives_way_to_a_mark_once_the_cache_ttl_has_passed(
+    service: Any, stack: Any, authorizer: Authorizer, mono: Monotonic, lambda_context: Any
+) -> None:
+    issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
+    doc = event("authorizer_rest_request_valid", issued.token)
+    assert allowed(handler.lambda_handler(doc, lambda_context))
+    mark(stack, issued.record.kid, PERIOD_END)
+    # Within the TTL the container answers from the record it read before the mark: part of the
+    # bound on requests past the quota (docs/plans.md).
+    assert allowed(handler.lambda_handler(doc, lambda_context))
+    mono.now += authorizer.cache.ttl
+    assert not allowed(handler.lambda_handler(doc, lambda_context))
+
+
+def test_the_quota_check_reads_only_the_record_the_authorizer_holds(
+    service: Any, stack: Any, authorizer: Authorizer, lambda_context: Any
+) -> None:
+    warm = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
+    handler.lambda_handler(event("authorizer_rest_request_valid", warm.token), lambda_context)  # the pepper
+    issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
+    mark(stack, issued.record.kid, PERIOD_END)
+    made: list[str] = []
+    for name in ("dynamodb", "secretsmanager", "kms"):
+        aws.client(name).meta.events.register("before-call", lambda model, **_: made.append(model.name))
+    doc = event("authorizer_http_v2_simple", issued.token)
+    assert handler.lambda_handler(doc, lambda_context) == {"isAuthorized": False}
+    assert made == ["GetItem"]  # the key's record, which every decision reads
+    assert handler.lambda_handler(doc, lambda_context) == {"isAuthorized": False}
+    assert made == ["GetItem"]
+
+
+# ---------------------------------------------------------------- the context
+
+
+def test_the_backend_learns_the_keys_plan_and_the_metadata_its_owner_named_for_it(
+    service: Any, authorizer: Authorizer, lambda_context: Any
+) -> None:
+    metadata = {"ctx_tier": "gold", "ctx_region": "eu-west-1", "team": "billing", "ctx.odd": "x"}
+    issued = service.create(
+        "acme", actor="ops", env="test", plan="pro", scopes=["prices:read"], metadata=metadata
+    )
+    answer = handler.lambda_handler(event("authorizer_http_v2_simple", issued.token), lambda_context)
+    # what API Gateway hands the backend of an HTTP API: the context under authorizer.lambda
+    forwarded = event("authorizer_http_v2_simple", issued.token)
+    forwarded["requestContext"]["authorizer"] = {"lambda": answer["context"]}
+    seen = APIGatewayProxyEventV2(forwarded).request_context.authorizer.get_lambda
+    assert seen["plan"] == "pro" and seen["key_id"] == issued.record.kid
+    assert {k: v for k, v in seen.items() if k.startswith(CONTEXT_METADATA_PREFIX)} == {
+        "ctx_tier": "gold",
+        "ctx_region": "eu-west-1",
+    }
+    assert "team" not in seen and "ctx.odd" not in seen
+    rest = handler.lambda_handler(event("authorizer_rest_request_valid", issued.token), lambda_context)
+    assert rest["context"] == answer["context"] | {"rotate_in_seconds": rest["context"]["rotate_in_seconds"]}
+
+
+def test_a_key_without_a_plan_is_on_the_deployments_default_in_the_context(
+    service: Any, stack: Any, clock: FakeClock, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
+    aws.client("dynamodb").update_item(  # a key from before plans were kept
+        TableName=stack.refs["KeysTable"],
+        Key={"pk": {"S": issued.record.kid}, "sk": {"S": "KEY"}},
+        UpdateExpression="REMOVE #plan",
+        ExpressionAttributeNames={"#plan": "plan"},
+    )
+    install_authorizer(stack, clock, ROUTES, monkeypatch, default_plan="free")
+    answer = handler.lambda_handler(event("authorizer_http_v2_simple", issued.token), lambda_context)
+    assert answer["context"]["plan"] == "free"
+    monkeypatch.setenv("DEFAULT_PLAN", "pro")
+    monkeypatch.setenv("ROUTE_SCOPES", ROUTES)
+    assert Authorizer.from_env().contexts.default_plan == "pro"
+
+
+def test_an_owner_cannot_name_more_context_entries_than_the_bound(service: Any) -> None:
+    from keysentry.errors import ValidationError
+
+    many = {f"ctx_{n}": "v" for n in range(11)}
+    with pytest.raises(ValidationError, match="at most 10 metadata entries may start with 'ctx_'"):
+        service.create("acme", actor="ops", metadata=many)
+    with pytest.raises(ValidationError, match="letters, digits and '_' only"):
+        service.create("acme", actor="ops", metadata={"ctx_a.b": "v"})
