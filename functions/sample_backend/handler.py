@@ -11,7 +11,17 @@ from keysentry.signing import body_matches
 
 logger = Logger()
 
-_CONTEXT_KEYS = ("key_id", "owner_id", "scopes", "status", "env", "rotate_in_seconds", "successor", "signing")
+_CONTEXT_KEYS = (
+    "key_id",
+    "owner_id",
+    "scopes",
+    "status",
+    "env",
+    "rotate_in_seconds",
+    "successor",
+    "signing",
+    "plan",
+)
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)
@@ -19,7 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     if "lambda" in authorizer:  # HTTP APIs nest the context under "lambda"
         authorizer = authorizer["lambda"]
-    caller = {k: authorizer[k] for k in _CONTEXT_KEYS if k in authorizer}
+    caller = {k: v for k, v in authorizer.items() if k in _CONTEXT_KEYS or k.startswith("ctx_")}
     if authorizer.get("signing", "bearer") != "bearer" and not body_matches(
         event.get("body"), event.get("headers"), is_base64=bool(event.get("isBase64Encoded"))
     ):

@@ -4,6 +4,7 @@ key's plan and the metadata its owner named for it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -128,6 +129,10 @@ def test_the_backend_learns_the_keys_plan_and_the_metadata_its_owner_named_for_i
         "ctx_region": "eu-west-1",
     }
     assert "team" not in seen and "ctx.odd" not in seen
+    from functions.sample_backend import handler as backend
+
+    echoed = json.loads(backend.lambda_handler(forwarded, lambda_context)["body"])["caller"]
+    assert (echoed["plan"], echoed["ctx_tier"], echoed["ctx_region"]) == ("pro", "gold", "eu-west-1")
     rest = handler.lambda_handler(event("authorizer_rest_request_valid", issued.token), lambda_context)
     assert rest["context"] == answer["context"] | {"rotate_in_seconds": rest["context"]["rotate_in_seconds"]}
 

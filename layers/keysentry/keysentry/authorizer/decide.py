@@ -131,7 +131,7 @@ class Authorizer:
         self.max_age_ms = min(max_age_ms, 60_000)
         self.max_skew_ms = min(max_skew_ms, 60_000)
         self.http_response = http_response  # HTTP APIs: "simple" or "iam" responses
-        self.usage_identifier = usage_identifier  # REST: return the key as usageIdentifierKey
+        self.usage_identifier = usage_identifier  # REST: return the key's usage identifier (never the key)
         # How long API Gateway may reuse this authorizer's answers; > 0: signed keys are refused.
         self.gateway_cache_ttl = gateway_cache_ttl
         # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
