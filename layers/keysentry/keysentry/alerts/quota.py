@@ -79,7 +79,6 @@ class QuotaWatcher:
             if plan.quota is not None:
                 period, limit = plan.quota.period, plan.quota.limit
                 self.floors[period] = min(limit, self.floors.get(period, limit))
-        self.records_read = 0
         self.marked: list[str] = []
 
     def _open_periods(self, hour: int) -> list[tuple[str, int, int]]:
@@ -170,7 +169,6 @@ class QuotaWatcher:
         return self.plans.plans.get(record.plan or self.plans.default)
 
     def _record(self, kid: str) -> KeyRecord | None:
-        self.records_read += 1
         try:
             return self.keys.get(kid)
         except KeyNotFoundError:
