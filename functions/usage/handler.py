@@ -1,8 +1,9 @@
-"""CloudWatch Logs subscriptions (access logs, the authorizer's decisions) -> usage counters and
-anomaly alerts: thin over keysentry.metering."""
+"""CloudWatch Logs subscriptions (access logs, the authorizer's decisions) -> usage counters, anomaly
+alerts and the quotas of keys on a plan with one: thin over keysentry.metering."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,8 +11,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from keysentry.alerts import AlertPublisher, Deduplicator, UsageWatcher
-from keysentry.metering import Metering, Outcome, batch_id
+from keysentry.alerts import AlertPublisher, Deduplicator, QuotaWatcher, UsageWatcher
+from keysentry.metering import Metering, Outcome, Watchers, batch_id
 from keysentry.service import KeyService
 from keysentry.settings import UsageSettings
 from keysentry.store.usage import UsageTable
@@ -21,17 +22,18 @@ logger = Logger()
 metrics = Metrics()
 
 
-def metering(settings: UsageSettings, remaining_ms: Callable[[], int]) -> Metering:
-    """The use case over its adapters: the usage table, and the watcher that alerts on anomalies
-    (and suspends the keys that opted in) through the key service, the topic and the bus."""
+def metering(
+    settings: UsageSettings, remaining_ms: Callable[[], int], clock: Callable[[], float] = time.time
+) -> Metering:
+    """The use case over its adapters: the usage table, and its watchers through the key service,
+    the topic and the bus: the quotas (a key over its plan's quota is marked on its record, and
+    alerted), then the anomalies (alerted; the keys that opted in are suspended)."""
     table = UsageTable(settings.service.usage_table)
-    watcher = UsageWatcher(
-        table,
-        KeyService.from_settings(settings.service),
-        AlertPublisher(settings.alerts_topic_arn, settings.event_bus_name),
-        Deduplicator.for_table(settings.service.idempotency_table, remaining_ms),
-    )
-    return Metering(table, watcher)
+    keys = KeyService.from_settings(settings.service)
+    publisher = AlertPublisher(settings.alerts_topic_arn, settings.event_bus_name)
+    dedup = Deduplicator.for_table(settings.service.idempotency_table, remaining_ms)
+    quotas = QuotaWatcher(settings.service.plans(), keys.store, publisher, dedup, clock=clock)
+    return Metering(table, Watchers(quotas, UsageWatcher(table, keys, publisher, dedup, clock=clock)))
 
 
 @metrics.log_metrics

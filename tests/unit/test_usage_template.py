@@ -58,6 +58,43 @@ def test_the_sample_api_writes_the_access_log_format_the_usage_module_reads(
     assert resources["SampleApiAccessLogs"]["Type"] == "AWS::Logs::LogGroup"
 
 
+def test_the_sample_http_api_writes_the_http_access_log_format_to_a_group_the_usage_function_reads(
+    resources: dict[str, Any],
+) -> None:
+    api = props(resources, "SampleHttpApi")
+    assert resources["SampleHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert api["AccessLogSettings"]["Format"] == usage.HTTP_ACCESS_LOG_FORMAT
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["SampleHttpApiAccessLogs", "Arn"]}
+    events = props(resources, "UsageFunction")["Events"].values()
+    assert {"Ref": "SampleHttpApiAccessLogs"} in [e["Properties"]["LogGroupName"] for e in events]
+
+
+def test_the_sample_http_api_is_behind_the_authorizer_and_throttles_every_route(
+    resources: dict[str, Any],
+) -> None:
+    api = props(resources, "SampleHttpApi")
+    authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
+    assert (authorizer["AuthorizerPayloadFormatVersion"], authorizer["EnableSimpleResponses"]) == (
+        "2.0",
+        True,
+    )
+    assert authorizer["Identity"] == {"Headers": ["X-Api-Key"], "ReauthorizeEvery": 0}  # no gateway cache
+    template = load_template(ROOT / "template.yaml")
+    assert template["Parameters"]["AuthorizerHttpResponse"]["Default"] == "simple"
+    routes = {
+        f"{e['Properties']['Method'].upper()} {e['Properties']['Path']}"
+        for e in props(resources, "SampleBackendFunction")["Events"].values()
+        if e["Type"] == "HttpApi"
+    }
+    assert routes and set(api["RouteSettings"]) == routes
+    for settings in [api["DefaultRouteSettings"], *api["RouteSettings"].values()]:
+        assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+    # API Gateway invokes the authorizer for any API of the account, this one included
+    permission = props(resources, "AuthorizerInvokeFromAnyApi")
+    assert permission["SourceArn"]["Fn::Sub"].endswith(":*/authorizers/*")
+
+
 def test_the_account_logging_role_is_set_only_when_asked(resources: dict[str, Any]) -> None:
     template = load_template(ROOT / "template.yaml")
     parameter = template["Parameters"]["ApiGatewayAccountLogsRole"]
@@ -76,8 +113,9 @@ def test_the_authorizer_logs_to_a_group_the_usage_function_subscribes_to(resourc
     events = props(resources, "UsageFunction")["Events"]
     by_group = {e["Properties"]["LogGroupName"]["Ref"]: e for e in events.values()}
     assert {e["Type"] for e in events.values()} == {"CloudWatchLogs"}
-    assert set(by_group) == {"SampleApiAccessLogs", "AuthorizerLogGroup"}
+    assert set(by_group) == {"SampleApiAccessLogs", "SampleHttpApiAccessLogs", "AuthorizerLogGroup"}
     assert by_group["SampleApiAccessLogs"]["Properties"]["FilterPattern"] == ""
+    assert by_group["SampleHttpApiAccessLogs"]["Properties"]["FilterPattern"] == ""
     pattern = by_group["AuthorizerLogGroup"]["Properties"]["FilterPattern"]
     assert pattern.startswith("{") and pattern.endswith("}")  # a JSON filter pattern
     assert '$.message = "decision"' in pattern

@@ -3,7 +3,8 @@
 The batch is folded in memory (:class:`keysentry.usage.Batch`) and written as one update per key and
 hour, and per key and day (:mod:`keysentry.store.usage`), in transactions that each carry a marker
 of the batch: a redelivered batch (CloudWatch Logs and Lambda deliver at least once) counts once.
-What the batch leaves in each hour is handed to the :class:`Watcher`, which raises the anomalies.
+What the batch leaves in each hour is handed to the :class:`Watcher`, which raises the anomalies;
+:class:`Watchers` hands it to several (the anomalies, the quotas), each on its own.
 """
 
 from __future__ import annotations
@@ -57,6 +58,30 @@ class Watcher(Protocol):
     def watch(self, recorded: Recorded) -> int:
         """Raise what the batch shows; return how many anomalies were raised."""
         ...
+
+
+class Watchers:
+    """Several watchers as one: their reads together, each watching what the batch did. One that
+    fails does not keep the others from it; the batch then fails with the first error (and is
+    delivered again: each watcher is idempotent under redelivery)."""
+
+    def __init__(self, *watchers: Watcher) -> None:
+        self.watchers = watchers
+
+    def reads(self, batch: Batch) -> Iterable[ItemKey]:
+        return sorted({key for watcher in self.watchers for key in watcher.reads(batch)})
+
+    def watch(self, recorded: Recorded) -> int:
+        raised = 0
+        failure: Exception | None = None
+        for watcher in self.watchers:
+            try:
+                raised += watcher.watch(recorded)
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
+        return raised
 
 
 @dataclass

@@ -11,16 +11,20 @@
   :class:`BatchOutcome` (the batch response, metrics, log fields) out.
 - :mod:`.anomalies`: :class:`UsageWatcher`, the usage function's watcher: a metered batch's
   anomalies (:mod:`keysentry.watch`) as alerts, de-duplicated, and the suspension of keys that opted in.
+- :mod:`.quota`: :class:`QuotaWatcher`, the usage function's other watcher: a key whose requests reach
+  its plan's quota is marked ``quota_exhausted_until`` the period's end, and alerted once per period.
 """
 
 from keysentry.alerts.anomalies import USAGE_ACTOR, AlertsNotPublishedError, UsageWatcher
 from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
 from keysentry.alerts.events import (
     FLUSH_ON,
+    QUOTA_EXHAUSTED,
     SCHEMA_VERSION,
     SEVERITY,
     USAGE_SEVERITY,
     lifecycle_event,
+    quota_event,
     usage_event,
 )
 from keysentry.alerts.flush import (
@@ -31,6 +35,7 @@ from keysentry.alerts.flush import (
     FlushScheduler,
 )
 from keysentry.alerts.publish import BATCH, PUBLISH_ATTEMPTS, SOURCE, AlertPublisher, Publisher
+from keysentry.alerts.quota import QuotaWatcher
 from keysentry.alerts.stream import BatchOutcome, StreamAlerts
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "FLUSH_ON",
     "MAX_QUEUE_DELAY_S",
     "PUBLISH_ATTEMPTS",
+    "QUOTA_EXHAUSTED",
     "REFLUSH_MARGIN_S",
     "SCHEMA_VERSION",
     "SEVERITY",
@@ -53,8 +59,10 @@ __all__ = [
     "EventInProgressError",
     "FlushScheduler",
     "Publisher",
+    "QuotaWatcher",
     "StreamAlerts",
     "UsageWatcher",
     "lifecycle_event",
+    "quota_event",
     "usage_event",
 ]

@@ -1,5 +1,6 @@
 """Lifecycle events: a keys-table stream record's old and new images -> zero or one event; usage
-events: an anomaly the usage watcher found, with the key's public fields (pure).
+events: an anomaly the usage watcher found, or a key's quota used up, with the key's public fields
+(pure).
 
 An event never carries the key, its digest, a signing secret or a pickup blob: it is built from an
 allow-list of fields, not by removing secrets from the record. The one secret-bearing field it may
@@ -13,6 +14,7 @@ import datetime as dt
 from typing import Any, Final
 
 from keysentry.model import Action, KeyRecord
+from keysentry.plans import Plan
 from keysentry.store import from_item, is_key_item
 from keysentry.watch import DEAD_KEY_USED, NEW_SOURCE_NETWORK, REFUSAL_SPIKE, USAGE_SPIKE, Anomaly, hour_iso
 
@@ -151,5 +153,48 @@ def usage_event(anomaly: Anomaly, record: KeyRecord, *, at: int, suspended: bool
             "baseline": None if anomaly.baseline is None else round(anomaly.baseline, 2),
             "network": anomaly.network,
             "refusals": dict(sorted(anomaly.refusals.items())),
+        },
+    }
+
+
+# A key that used up its plan's quota (keysentry.alerts.quota): once per key and quota period.
+QUOTA_EXHAUSTED: Final = "quota_exhausted"
+QUOTA_SEVERITY: Final = "medium"
+
+
+def quota_event_id(kid: str, period_start: int) -> str:
+    """The same whenever the key is found over its quota in that period: one alert per key and period."""
+    return f"{QUOTA_EXHAUSTED}:{kid}:{_iso(period_start)}"
+
+
+def quota_event(
+    record: KeyRecord, plan: Plan, *, period_start: int, resets_at: int, used: int, at: int
+) -> dict[str, Any]:
+    """The alert that ``record`` used ``used`` requests of its plan's quota in the period from
+    ``period_start``: it is refused (``quota_exceeded``) until ``resets_at``."""
+    if plan.quota is None:
+        raise ValueError(f"plan {plan.name} has no quota")
+    limit, period = plan.quota.limit, plan.quota.period
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": quota_event_id(record.kid, period_start),
+        "type": QUOTA_EXHAUSTED,
+        "severity": QUOTA_SEVERITY,
+        "kid": record.kid,
+        "owner_id": record.owner_id,
+        "name": record.name,
+        "env": record.env,
+        "status": record.status.value,
+        "reason": f"{used} requests of {limit} per {period.lower()} on plan {plan.name};"
+        f" refused until {_iso(resets_at)}",
+        "at": at,
+        "time": _iso(at),
+        "quota": {
+            "plan": plan.name,
+            "limit": limit,
+            "period": period,
+            "period_start": period_start,
+            "used": used,
+            "resets_at": resets_at,
         },
     }

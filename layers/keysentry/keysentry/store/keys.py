@@ -154,6 +154,25 @@ class KeyStore(Chains, DueIndex):
             raise
         return True
 
+    def mark_quota_exhausted(self, kid: str, until: int) -> bool:
+        """Record that the key used up its quota until ``until`` (the period's end): only if the key
+        exists and was not marked until then or later. Not a lifecycle change: no version bump, no
+        audit entry, no alert from the stream. True if this call set it."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
+                UpdateExpression="SET #q = :until",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#q) OR #q < :until)",
+                ExpressionAttributeNames={"#q": "quota_exhausted_until"},
+                ExpressionAttributeValues={":until": n_attr(until)},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def rehash(self, record: KeyRecord, digest: str, pepper_version: str, now: int) -> bool:
         """Re-hash ``record`` under ``pepper_version`` (and record its use), with an audit entry
         (action ``rehash``, pepper version from -> to), in one transaction. Only if the stored

@@ -1,0 +1,196 @@
+"""The quota watcher: a metered batch's keys held to their plans' quotas, for APIs whose gateway cannot
+(HTTP APIs have no usage plans). When a key's requests in its quota period reach the limit, its record
+is marked ``quota_exhausted_until`` the period's end, which the authorizer reads with the record it
+already reads (refusing ``quota_exceeded``), and a ``quota_exhausted`` alert goes out once per key and
+period. docs/plans.md, "HTTP APIs: quotas from the usage pipeline", gives the bound.
+
+Cost: the period's daily items are read with the batch's own (one BatchGetItem); a key's record is
+read only when its count in some period reaches the smallest quota of that period among the plans,
+so the keys far from any quota (most keys, most batches) cost no read of the keys table; a record
+already marked until the period's end costs no write.
+
+Once: the mark is conditional (the first to set it wins) and the alert's id (``quota_exhausted:<kid>:
+<period start>``) is claimed in the idempotency table by the invocation that set the mark, or by a
+redelivered batch (the one whose publish failed before: it was released). A batch whose alert could
+not be published fails after marking: enforcement never waits for an alert.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from keysentry.alerts.anomalies import AlertsNotPublishedError
+from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
+from keysentry.alerts.events import quota_event, quota_event_id
+from keysentry.alerts.publish import Publisher
+from keysentry.errors import KeyNotFoundError
+from keysentry.metering import Recorded
+from keysentry.model import KeyRecord
+from keysentry.plans import Plan, Plans, period_bounds
+from keysentry.store.usage import DAY, ItemKey, day_sk, decode, key_pk
+from keysentry.usage import Batch
+
+
+class QuotaKeys(Protocol):
+    """What the watcher needs of the keys table."""
+
+    def get(self, kid: str) -> KeyRecord: ...
+
+    def mark_quota_exhausted(self, kid: str, until: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    """A key at or past its plan's quota in the period [start, end)."""
+
+    record: KeyRecord
+    plan: Plan
+    start: int
+    end: int
+    used: int
+
+
+def period_days(start: int, end: int) -> range:
+    """The days (their start, UTC) of a quota period; every period starts and ends at a day."""
+    return range(start, end, DAY)
+
+
+class QuotaWatcher:
+    def __init__(
+        self,
+        plans: Plans,
+        keys: QuotaKeys,
+        publisher: Publisher,
+        dedup: Deduplicator | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plans = plans
+        self.keys = keys
+        self.publisher = publisher
+        self.dedup = dedup
+        self.clock = clock
+        # the smallest quota of each period any plan counts in: below it, no plan's key is over
+        self.floors: dict[str, int] = {}
+        for plan in plans.plans.values():
+            if plan.quota is not None:
+                period, limit = plan.quota.period, plan.quota.limit
+                self.floors[period] = min(limit, self.floors.get(period, limit))
+        self.marked: list[str] = []
+
+    def _open_periods(self, hour: int) -> list[tuple[str, int, int]]:
+        """(period, start, end) of each quota period holding ``hour``, not over yet (a late line of a
+        period that has ended changes nothing)."""
+        now = int(self.clock())
+        found = []
+        for period in self.floors:
+            start, end = period_bounds(period, hour)
+            if end > now:
+                found.append((period, start, end))
+        return found
+
+    def reads(self, batch: Batch) -> Iterable[ItemKey]:
+        """The daily items of each quota period the batch counts in, up to today or the batch's last
+        day in it (later days hold nothing yet)."""
+        today = int(self.clock()) // DAY * DAY
+        last: dict[tuple[str, str, int, int], int] = {}
+        for kid, hour in batch.keys:
+            for period in self._open_periods(hour):
+                key = (kid, *period)
+                last[key] = max(last.get(key, today), hour // DAY * DAY)
+        return sorted(
+            {
+                (key_pk(kid), day_sk(day))
+                for (kid, _, start, end), until in last.items()
+                for day in period_days(start, min(end, until + DAY))
+            }
+        )
+
+    def watch(self, recorded: Recorded) -> int:
+        """Mark each key the batch took to its quota, then alert once; return how many alerts."""
+        events = [event for found in self.find(recorded) if (event := self._act(found, recorded.replayed))]
+        failed = self.publisher.publish(events) if events else set()
+        for event in events:
+            if self.dedup is None:
+                continue
+            if event["id"] in failed:
+                self.dedup.release(event["id"])
+            else:
+                self.dedup.done(event["id"])
+        if failed:
+            raise AlertsNotPublishedError(f"{len(failed)} quota alerts could not be published")
+        return len(events)
+
+    def find(self, recorded: Recorded) -> list[Exhausted]:
+        """The keys at or past their plan's quota: a record read only for a count at a period's floor."""
+        over: dict[str, list[tuple[str, int, int, int]]] = {}
+        open_periods = {(kid, *p) for kid, hour in recorded.added for p in self._open_periods(hour)}
+        for kid, period, start, end in sorted(open_periods):
+            used = period_total(recorded, kid, start, end)
+            if used >= self.floors[period]:
+                over.setdefault(kid, []).append((period, start, end, used))
+        found = []
+        for kid, candidates in sorted(over.items()):
+            record = self._record(kid)
+            plan = self._plan(record) if record is not None else None
+            if record is None or plan is None or plan.quota is None or not record.is_live:
+                continue
+            for period, start, end, used in candidates:
+                if period == plan.quota.period and used >= plan.quota.limit:
+                    found.append(Exhausted(record, plan, start, end, used))
+        return found
+
+    def _act(self, found: Exhausted, replayed: bool) -> dict[str, Any] | None:
+        """Mark the key; the alert's event if this invocation is the one to send it."""
+        record = found.record
+        held = record.quota_exhausted_until is not None and record.quota_exhausted_until >= found.end
+        marked_now = not held and self.keys.mark_quota_exhausted(record.kid, found.end)
+        if marked_now:
+            self.marked.append(record.kid)
+        # a batch delivered again may be the one whose alert failed: its claim was released
+        if not (marked_now or (held and replayed)):
+            return None
+        if not self._claim(quota_event_id(record.kid, found.start)):
+            return None
+        return quota_event(
+            record,
+            found.plan,
+            period_start=found.start,
+            resets_at=found.end,
+            used=found.used,
+            at=int(self.clock()),
+        )
+
+    def _plan(self, record: KeyRecord) -> Plan | None:
+        """The key's plan; None for a plan the deployment no longer has (no quota is known for it)."""
+        return self.plans.plans.get(record.plan or self.plans.default)
+
+    def _record(self, kid: str) -> KeyRecord | None:
+        try:
+            return self.keys.get(kid)
+        except KeyNotFoundError:
+            return None
+
+    def _claim(self, event_id: str) -> bool:
+        if self.dedup is None:
+            return True
+        try:
+            return self.dedup.claim(event_id)
+        except EventInProgressError:
+            return False  # another invocation is alerting on it
+
+
+def period_total(recorded: Recorded, kid: str, start: int, end: int) -> int:
+    """The key's requests in [start, end): its days as the batch left them, else as read."""
+    total = 0
+    for day in period_days(start, end):
+        counted = recorded.day_totals.get((kid, day))
+        if counted is not None:
+            total += counted.requests
+            continue
+        item = recorded.held.get((key_pk(kid), day_sk(day)))
+        total += decode(item).requests if item else 0
+    return total
