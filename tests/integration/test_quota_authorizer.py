@@ -163,3 +163,18 @@ def test_an_owner_cannot_name_more_context_entries_than_the_bound(service: Any) 
         service.create("acme", actor="ops", metadata=many)
     with pytest.raises(ValidationError, match="letters, digits and '_' only"):
         service.create("acme", actor="ops", metadata={"ctx_a.b": "v"})
+
+
+def test_a_key_moved_to_another_plan_is_no_longer_held_to_the_old_plans_quota(
+    authorizer: Authorizer, service: Any, stack: Any, lambda_context: Any, mono: Monotonic
+) -> None:
+    """The mark was for the free plan's day; on pro the key counts afresh (and the usage pipeline
+    marks it again if it is past pro's quota too)."""
+    issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
+    mark(stack, issued.record.kid, PERIOD_END)
+    doc = event("authorizer_rest_request_valid", issued.token)
+    assert not allowed(handler.lambda_handler(doc, lambda_context))
+    service.update(issued.record.kid, actor="ops", plan="pro")
+    assert service.get(issued.record.kid).quota_exhausted_until is None
+    mono.now += authorizer.cache.ttl  # past the container's copy of the record
+    assert allowed(handler.lambda_handler(doc, lambda_context))

@@ -33,6 +33,11 @@ def update_op(table: str, old: KeyRecord, new: KeyRecord) -> UpdateTypeDef:
     for i, attr in enumerate(sorted(set(before) - set(after) - _SIDE_ATTRS)):
         names[f"#r{i}"] = attr
         removes.append(f"#r{i}")
+    if before.get("plan") != after.get(
+        "plan"
+    ):  # a mark was for the old plan's quota: the new one counts afresh
+        names["#quota"] = "quota_exhausted_until"
+        removes.append("#quota")
     expression = "SET " + ", ".join(sets)
     if removes:
         expression += " REMOVE " + ", ".join(removes)
