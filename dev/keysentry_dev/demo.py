@@ -215,9 +215,10 @@ def run_demo(steps: list[Callable[[dict[str, Any]], None]] | None = None) -> int
         for event in _stream_events(stack.refs["KeysTable"]):
             print(f"   [{event['severity']:<8}] {event['type']:<17} {event['kid']} {event['reason']}")
 
+        from keysentry_dev.demo_plans import show_quota
         from keysentry_dev.demo_usage import show_usage
 
-        for step in [show_usage, *(steps or [])]:
+        for step in [show_usage, show_quota, *(steps or [])]:
             step(ctx)
 
         for kid in (prices.record.kid, orders.record.kid):

@@ -123,21 +123,48 @@ def _listen(topic_arn: str) -> str:
     return url
 
 
+class UsageFunction:
+    """The usage function, fed as CloudWatch Logs feeds it; its own log lines and metrics are
+    CloudWatch's, not the demo's, so they are kept out of its output."""
+
+    def __init__(self) -> None:
+        self.quiet = io.StringIO()
+        with contextlib.redirect_stdout(self.quiet):
+            self.handler, self.context = _usage_handler(), _Context()
+
+    def deliver(self, lines: list[tuple[int, str]], stream: str) -> dict[str, Any]:
+        with contextlib.redirect_stdout(self.quiet):
+            result: dict[str, Any] = self.handler.lambda_handler(_delivery(lines, stream), self.context)
+        return result
+
+
+def usage_function(ctx: dict[str, Any]) -> UsageFunction:
+    if "usage_function" not in ctx:
+        ctx["usage_function"] = UsageFunction()
+        ctx["alerts_queue"] = _listen(ctx["stack"].refs["AlertsTopic"])
+    function: UsageFunction = ctx["usage_function"]
+    return function
+
+
+def owner_alerts(ctx: dict[str, Any], kid: str) -> list[dict[str, Any]]:
+    """The alerts the owner's subscriber received for ``kid`` since the last look."""
+    return [alert for alert in _alerts(ctx["alerts_queue"]) if alert.get("kid") == kid]
+
+
+def live_service() -> Any:
+    """The key service on the real clock (the lifecycle part of the demo moved its own clock on)."""
+    from keysentry.service import KeyService
+    from keysentry.settings import Settings
+
+    return KeyService.from_settings(Settings.from_env())
+
+
 def show_usage(ctx: dict[str, Any]) -> None:
     from keysentry.cli import main as cli
 
-    service, stack = ctx["service"], ctx["stack"]
+    service = live_service()
     rng = random.Random(20261129)  # noqa: S311 - made-up traffic, not a secret
-    quiet = io.StringIO()  # the function's own log lines and metrics: CloudWatch's, not the demo's
-    with contextlib.redirect_stdout(quiet):
-        handler, context = _usage_handler(), _Context()
-
-    def deliver(lines: list[tuple[int, str]], stream: str) -> dict[str, Any]:
-        with contextlib.redirect_stdout(quiet):
-            result: dict[str, Any] = handler.lambda_handler(_delivery(lines, stream), context)
-        return result
-
-    queue = _listen(stack.refs["AlertsTopic"])
+    deliver = usage_function(ctx).deliver
 
     _say("Usage: a dashboard key, opted in to suspension on anomaly ('disable it first')")
     kid = service.create(
@@ -175,11 +202,10 @@ def show_usage(ctx: dict[str, Any]) -> None:
     cli(["keys", "usage", kid, "--hours", "24"])
 
     _say("What the owner's alert subscriber received")
-    for alert in _alerts(queue):
-        if alert.get("kid") == kid:
-            print(
-                f"   [{alert['severity']:<6}] {alert['type']:<18} suspended={alert['suspended']!s:<5}  {alert['reason']}"
-            )
+    for alert in owner_alerts(ctx, kid):
+        print(
+            f"   [{alert['severity']:<6}] {alert['type']:<18} suspended={alert['suspended']!s:<5}  {alert['reason']}"
+        )
     print(
         f"   {kid} is now {service.get(kid).status} (audited, and alerted as 'suspended' by the alerts function)"
     )

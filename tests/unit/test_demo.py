@@ -31,5 +31,10 @@ def test_the_demo_runs_the_lifecycle_end_to_end(
         "] usage_spike        suspended=True ",
         "] new_source_network suspended=False",
         "is now suspended",
+        "plan=free   first request -> allow (ok)",
+        "the next request -> deny (quota_exceeded)",
+        "] quota_exhausted 1000 requests of 1000 per day on plan free",
+        "quota:         1000 of 1000 this day",
+        "is on pro (1,000,000 a month); the next request -> allow (ok)",
     ]:
         assert line in out, line
