@@ -87,16 +87,26 @@ def wait_port(port: int, seconds: float) -> bool:
 # ---------------------------------------------------------------- set-up
 
 
+HTTP_API_EVENTS = ("        HttpPrices:", "        HttpOrders:")  # the sample backend's HTTP API routes
+
+
 def local_template(text: str, arch: str) -> str:
-    """template.yaml as SAM CLI can emulate it: this machine's architecture, and without the source
+    """template.yaml as SAM CLI can emulate it: this machine's architecture; without the source
     address among the sample API's identity sources (SAM CLI looks ``identity.sourceIp`` up as one flat
     key of the request context, finds nothing and answers 401 without calling the authorizer;
-    API Gateway reads it)."""
-    lines = [
-        line
-        for line in text.replace("arm64", arch).splitlines()
-        if "Context: [identity.sourceIp]" not in line
-    ]
+    API Gateway reads it); and without the sample HTTP API's routes, which are the REST API's own
+    method and path: `sam local start-api` serves all APIs on one port, one handler per route, and
+    would answer the REST scenario through the HTTP API's authorizer."""
+    lines: list[str] = []
+    skipping = False
+    for line in text.replace("arm64", arch).splitlines():
+        if line.startswith(HTTP_API_EVENTS):
+            skipping = True
+            continue
+        if skipping and line.strip() and len(line) - len(line.lstrip()) <= 8:
+            skipping = False
+        if not skipping and "Context: [identity.sourceIp]" not in line:
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
