@@ -254,3 +254,37 @@ def test_the_quota_alert_follows_the_schema_and_holds_no_secret(
     jsonschema.validate(alert, json.loads((ROOT / "docs" / "alert-event.schema.json").read_text()))
     assert [e["detail-type"] for e in targets.from_bus()] == ["key.quota_exhausted"]
     assert plaintext_found(leak_guard, stack, [], minted_secrets) == []
+
+
+def test_a_key_moved_to_another_plan_while_its_count_is_judged_is_not_marked_for_the_old_plan(
+    usage: Any, service: Any, stack: Any, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keysentry.store import KeyStore
+
+    # Given a key on tiny at its quota, moved to roomy by its owner just after the usage function
+    # read its record (on tiny) and before it writes the mark
+    kid = new_key(service, stack, "tiny")
+    read = KeyStore.get
+
+    def read_then_move(store: KeyStore, wanted: str) -> Any:
+        record = read(store, wanted)
+        if wanted == kid and record.plan == "tiny":
+            on_plan(stack, kid, "roomy")  # what an owner's plan change leaves on the record
+            aws.client("dynamodb").update_item(
+                TableName=stack.refs["KeysTable"],
+                Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
+                UpdateExpression="SET #v = #v + :one",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        return record
+
+    monkeypatch.setattr(KeyStore, "get", read_then_move)
+
+    # When the batch that took it to tiny's limit is counted
+    usage(requests(kid, T0, 10))
+
+    # Then the key, now on roomy and far from its quota, is not refused for tiny's, nor alerted
+    assert service.get(kid).plan == "roomy"
+    assert service.get(kid).quota_exhausted_until is None
+    assert quota_alerts(targets) == []

@@ -39,7 +39,7 @@ class QuotaKeys(Protocol):
 
     def get(self, kid: str) -> KeyRecord: ...
 
-    def mark_quota_exhausted(self, kid: str, until: int) -> bool: ...
+    def mark_quota_exhausted(self, kid: str, until: int, plan: str = "") -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class QuotaWatcher:
         """Mark the key; the alert's event if this invocation is the one to send it."""
         record = found.record
         held = record.quota_exhausted_until is not None and record.quota_exhausted_until >= found.end
-        marked_now = not held and self.keys.mark_quota_exhausted(record.kid, found.end)
+        marked_now = not held and self.keys.mark_quota_exhausted(record.kid, found.end, record.plan)
         if marked_now:
             self.marked.append(record.kid)
         # a batch delivered again may be the one whose alert failed: its claim was released
