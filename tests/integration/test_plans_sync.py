@@ -227,3 +227,26 @@ def test_the_sample_event_of_a_key_the_table_does_not_hold_makes_no_api_key(
     event = json.loads((EVENTS / "plans_sync_stream_created.json").read_text())
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     assert api_keys() == {}
+
+
+def test_a_suspended_key_is_disabled_at_the_gateway_even_when_its_plan_has_no_usage_plan(
+    service: Any, sync: Any, stream: StreamReader, lambda_context: Any
+) -> None:
+    # Given a key on free, in step, whose usage plan is then deleted by hand (a plan gone from Plans
+    # is left for the operator to remove "once it has none")
+    a = service.create("acme", actor="ops", scopes=["prices:read"], plan="free").record.kid
+    sync()
+    apigateway = aws.client("apigateway")
+    free = next(p for p in apigateway.get_usage_plans()["items"] if p["name"] == "keysentry-dev-free")
+    key_id = apigateway.get_api_keys(nameQuery=usage_identifier(a))["items"][0]["id"]
+    apigateway.delete_usage_plan_key(usagePlanId=free["id"], keyId=key_id)
+    apigateway.delete_usage_plan(usagePlanId=free["id"])
+
+    # When the key is suspended (a leak report) and the record reaches the function
+    service.report_leak(a, actor="github", reason="https://github.com/x/y")
+    records = stream.read()
+    response = handler.lambda_handler(batch(records), lambda_context)
+
+    # Then the record fails (to be retried once the usage plan is back) but the API key is disabled
+    assert len(response["batchItemFailures"]) == 1
+    assert api_keys()[usage_identifier(a)][1] is False

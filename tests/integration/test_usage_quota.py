@@ -120,7 +120,7 @@ def test_a_key_is_marked_until_the_day_ends_once_it_reaches_its_daily_quota_and_
     assert service.get(kid).quota_exhausted_until == TODAY + DAY
     (alert,) = quota_alerts(targets)
     assert (alert["id"], alert["severity"], alert["kid"]) == (
-        f"quota_exhausted:{kid}:2026-09-21T00:00:00Z",
+        f"quota_exhausted:{kid}:DAY:2026-09-21T00:00:00Z",
         "medium",
         kid,
     )
@@ -254,3 +254,62 @@ def test_the_quota_alert_follows_the_schema_and_holds_no_secret(
     jsonschema.validate(alert, json.loads((ROOT / "docs" / "alert-event.schema.json").read_text()))
     assert [e["detail-type"] for e in targets.from_bus()] == ["key.quota_exhausted"]
     assert plaintext_found(leak_guard, stack, [], minted_secrets) == []
+
+
+def test_a_key_moved_to_another_plan_while_its_count_is_judged_is_not_marked_for_the_old_plan(
+    usage: Any, service: Any, stack: Any, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keysentry.store import KeyStore
+
+    # Given a key on tiny at its quota, moved to roomy by its owner just after the usage function
+    # read its record (on tiny) and before it writes the mark
+    kid = new_key(service, stack, "tiny")
+    read = KeyStore.get
+
+    def read_then_move(store: KeyStore, wanted: str) -> Any:
+        record = read(store, wanted)
+        if wanted == kid and record.plan == "tiny":
+            on_plan(stack, kid, "roomy")  # what an owner's plan change leaves on the record
+            aws.client("dynamodb").update_item(
+                TableName=stack.refs["KeysTable"],
+                Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
+                UpdateExpression="SET #v = #v + :one",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        return record
+
+    monkeypatch.setattr(KeyStore, "get", read_then_move)
+
+    # When the batch that took it to tiny's limit is counted
+    usage(requests(kid, T0, 10))
+
+    # Then the key, now on roomy and far from its quota, is not refused for tiny's, nor alerted
+    assert service.get(kid).plan == "roomy"
+    assert service.get(kid).quota_exhausted_until is None
+    assert quota_alerts(targets) == []
+
+
+def test_a_monthly_quota_exhausted_on_the_first_of_the_month_is_alerted_after_a_daily_one(
+    usage: Any, service: Any, stack: Any, targets: Targets, clock: FakeClock
+) -> None:
+    # Given a key on tiny (a day) that used its quota on the 1st of October and was alerted
+    first = 1_790_812_800  # 2026-10-01T00:00:00Z: that day and that month start together
+    clock.now = first + 3_600
+    kid = new_key(service, stack, "tiny")
+    usage(requests(kid, first + 600, 10))
+    alerts = quota_alerts(targets)
+    assert [a["quota"]["period"] for a in alerts] == ["DAY"]
+
+    # When its owner moves it to monthly and it uses that quota too, the same day
+    service.update(kid, actor="ops", plan="monthly")
+    usage(requests(kid, first + 1_800, 40, first=100))
+
+    # Then it is refused until November and its owner learns of it: another period, another alert
+    assert service.get(kid).quota_exhausted_until == 1_793_491_200  # 2026-11-01T00:00:00Z
+    alerts += quota_alerts(targets)
+    assert [(a["quota"]["plan"], a["quota"]["period"]) for a in alerts] == [
+        ("tiny", "DAY"),
+        ("monthly", "MONTH"),
+    ]
+    assert len({a["id"] for a in alerts}) == 2

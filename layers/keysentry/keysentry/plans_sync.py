@@ -180,14 +180,14 @@ class KeySync:
                 self.changes.append((kid, "deleted"))
             return
         enabled = record.status is not Status.SUSPENDED
+        description = f"keysentry key {kid} (its usage identifier, not the key)"
+        key = self.gateway.ensure_api_key(name, name, enabled, description)
+        if self.gateway.set_enabled(key, enabled):  # before anything can fail: a suspension holds
+            self.changes.append((kid, "enabled" if enabled else "disabled"))
         plan = record.plan or self.default_plan
         target = self.usage_plans().get(usage_plan_name(self.stage, plan))
         if target is None:
             raise LookupError(f"no usage plan {usage_plan_name(self.stage, plan)}: deploy the plan first")
-        description = f"keysentry key {kid} (its usage identifier, not the key)"
-        key = self.gateway.ensure_api_key(name, name, enabled, description)
-        if self.gateway.set_enabled(key, enabled):
-            self.changes.append((kid, "enabled" if enabled else "disabled"))
         managed = {p.id for p in self.usage_plans().values()}
         current = self.gateway.plans_of(key) & managed
         for plan_id in current - {target.id}:

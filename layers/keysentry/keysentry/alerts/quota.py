@@ -10,7 +10,7 @@ so the keys far from any quota (most keys, most batches) cost no read of the key
 already marked until the period's end costs no write.
 
 Once: the mark is conditional (the first to set it wins) and the alert's id (``quota_exhausted:<kid>:
-<period start>``) is claimed in the idempotency table by the invocation that set the mark, or by a
+<period>:<period start>``) is claimed in the idempotency table by the invocation that set the mark, or by a
 redelivered batch (the one whose publish failed before: it was released). A batch whose alert could
 not be published fails after marking: enforcement never waits for an alert.
 """
@@ -39,7 +39,7 @@ class QuotaKeys(Protocol):
 
     def get(self, kid: str) -> KeyRecord: ...
 
-    def mark_quota_exhausted(self, kid: str, until: int) -> bool: ...
+    def mark_quota_exhausted(self, kid: str, until: int, plan: str = "") -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Exhausted:
 
     record: KeyRecord
     plan: Plan
+    period: str  # the plan's quota period: DAY, WEEK or MONTH
     start: int
     end: int
     used: int
@@ -140,20 +141,20 @@ class QuotaWatcher:
                 continue
             for period, start, end, used in candidates:
                 if period == plan.quota.period and used >= plan.quota.limit:
-                    found.append(Exhausted(record, plan, start, end, used))
+                    found.append(Exhausted(record, plan, period, start, end, used))
         return found
 
     def _act(self, found: Exhausted, replayed: bool) -> dict[str, Any] | None:
         """Mark the key; the alert's event if this invocation is the one to send it."""
         record = found.record
         held = record.quota_exhausted_until is not None and record.quota_exhausted_until >= found.end
-        marked_now = not held and self.keys.mark_quota_exhausted(record.kid, found.end)
+        marked_now = not held and self.keys.mark_quota_exhausted(record.kid, found.end, record.plan)
         if marked_now:
             self.marked.append(record.kid)
         # a batch delivered again may be the one whose alert failed: its claim was released
         if not (marked_now or (held and replayed)):
             return None
-        if not self._claim(quota_event_id(record.kid, found.start)):
+        if not self._claim(quota_event_id(record.kid, found.period, found.start)):
             return None
         return quota_event(
             record,

@@ -154,18 +154,24 @@ class KeyStore(Chains, DueIndex):
             raise
         return True
 
-    def mark_quota_exhausted(self, kid: str, until: int) -> bool:
+    def mark_quota_exhausted(self, kid: str, until: int, plan: str = "") -> bool:
         """Record that the key used up its quota until ``until`` (the period's end): only if the key
-        exists and was not marked until then or later. Not a lifecycle change: no version bump, no
-        audit entry, no alert from the stream. True if this call set it."""
+        exists, is still on ``plan`` (the plan whose quota it used; "": none named, the default) and
+        was not marked until then or later. A key moved to another plan since it was read is not
+        marked for the old one. Not a lifecycle change: no version bump, no audit entry, no alert
+        from the stream. True if this call set it."""
+        on_plan = "#p = :plan" if plan else "attribute_not_exists(#p)"
+        values = {":until": n_attr(until), **({":plan": s_attr(plan)} if plan else {})}
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
                 UpdateExpression="SET #q = :until",
-                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#q) OR #q < :until)",
-                ExpressionAttributeNames={"#q": "quota_exhausted_until"},
-                ExpressionAttributeValues={":until": n_attr(until)},
+                ConditionExpression=(
+                    f"attribute_exists(pk) AND {on_plan} AND (attribute_not_exists(#q) OR #q < :until)"
+                ),
+                ExpressionAttributeNames={"#q": "quota_exhausted_until", "#p": "plan"},
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
