@@ -71,7 +71,7 @@ def aggregation_row(lines: list[tuple[int, str]]) -> dict[str, Any]:
 
     # side by side, alternating, so both see the same machine
     value, floor = [], []
-    for _ in range(3):
+    for _ in range(5):
         value.append(_cpu_per_line(_aggregate, lines))
         floor.append(_cpu_per_line(_parse_only, lines))
     value_s, floor_s = statistics.median(value), statistics.median(floor)
