@@ -15,7 +15,7 @@
   its plan's quota is marked ``quota_exhausted_until`` the period's end, and alerted once per period.
 """
 
-from keysentry.alerts.anomalies import USAGE_ACTOR, AlertsNotPublishedError, UsageWatcher
+from keysentry.alerts.anomalies import USAGE_ACTOR, UsageWatcher
 from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
 from keysentry.alerts.events import (
     FLUSH_ON,
@@ -34,6 +34,7 @@ from keysentry.alerts.flush import (
     DelayedFlush,
     FlushScheduler,
 )
+from keysentry.alerts.once import AlertOnce, AlertsNotPublishedError
 from keysentry.alerts.publish import BATCH, PUBLISH_ATTEMPTS, SOURCE, AlertPublisher, Publisher
 from keysentry.alerts.quota import QuotaWatcher
 from keysentry.alerts.stream import BatchOutcome, StreamAlerts
@@ -50,6 +51,7 @@ __all__ = [
     "SOURCE",
     "USAGE_ACTOR",
     "USAGE_SEVERITY",
+    "AlertOnce",
     "AlertPublisher",
     "AlertsNotPublishedError",
     "BatchOutcome",

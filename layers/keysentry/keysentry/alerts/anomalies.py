@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
-from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
+from keysentry.alerts.dedupe import Deduplicator
 from keysentry.alerts.events import usage_event
+from keysentry.alerts.once import AlertOnce
 from keysentry.alerts.publish import Publisher
 from keysentry.errors import ChainIncompleteError, KeyNotFoundError, KeysentryError
 from keysentry.metering import Recorded
@@ -46,10 +47,6 @@ class Keys(Protocol):
     def suspend(self, kid: str, *, actor: str, reason: str = "") -> KeyRecord: ...
 
 
-class AlertsNotPublishedError(RuntimeError):
-    """Some anomalies could not be published: the batch fails, and its redelivery publishes them."""
-
-
 class UsageWatcher:
     def __init__(
         self,
@@ -62,10 +59,8 @@ class UsageWatcher:
     ) -> None:
         self.table = table
         self.keys = keys
-        self.publisher = publisher
-        self.dedup = dedup
+        self.once = AlertOnce(publisher, dedup)
         self.clock = clock
-        self.duplicates = 0
         self.suspended: list[str] = []
 
     def reads(self, batch: Batch) -> Iterable[ItemKey]:
@@ -79,16 +74,7 @@ class UsageWatcher:
     def watch(self, recorded: Recorded) -> int:
         """Alert on every anomaly not alerted before; return how many were."""
         events = self._act(self.find(recorded))
-        failed = self.publisher.publish(events) if events else set()
-        for event in events:
-            if self.dedup is None:
-                continue
-            if event["id"] in failed:
-                self.dedup.release(event["id"])
-            else:
-                self.dedup.done(event["id"])
-        if failed:
-            raise AlertsNotPublishedError(f"{len(failed)} usage alerts could not be published")
+        self.once.publish(events, "usage")
         self.learn(recorded)
         return len(events)
 
@@ -134,7 +120,7 @@ class UsageWatcher:
             if anomaly.kid not in records:
                 records[anomaly.kid] = self._record(anomaly.kid)
             record = records[anomaly.kid]
-            if record is None or not self._claim(anomaly.event_id):
+            if record is None or not self.once.claim(anomaly.event_id):
                 continue
             suspended = self._suspend(anomaly, record)
             if suspended:
@@ -147,16 +133,6 @@ class UsageWatcher:
             return self.keys.get(kid)
         except KeyNotFoundError:
             return None  # a key id no key has (gone since): nobody to alert
-
-    def _claim(self, event_id: str) -> bool:
-        if self.dedup is None:
-            return True
-        try:
-            claimed = self.dedup.claim(event_id)
-        except EventInProgressError:
-            claimed = False  # another invocation is alerting on it
-        self.duplicates += not claimed
-        return claimed
 
     def _suspend(self, anomaly: Anomaly, record: KeyRecord) -> bool:
         """Suspend a key that opted in, for an anomaly that may suspend; whether it was suspended."""

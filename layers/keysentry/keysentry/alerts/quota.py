@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from keysentry.alerts.anomalies import AlertsNotPublishedError
-from keysentry.alerts.dedupe import Deduplicator, EventInProgressError
+from keysentry.alerts.dedupe import Deduplicator
 from keysentry.alerts.events import quota_event, quota_event_id
+from keysentry.alerts.once import AlertOnce
 from keysentry.alerts.publish import Publisher
 from keysentry.errors import KeyNotFoundError
 from keysentry.metering import Recorded
@@ -71,8 +71,7 @@ class QuotaWatcher:
     ) -> None:
         self.plans = plans
         self.keys = keys
-        self.publisher = publisher
-        self.dedup = dedup
+        self.once = AlertOnce(publisher, dedup)
         self.clock = clock
         # the smallest quota of each period any plan counts in: below it, no plan's key is over
         self.floors: dict[str, int] = {}
@@ -113,16 +112,7 @@ class QuotaWatcher:
     def watch(self, recorded: Recorded) -> int:
         """Mark each key the batch took to its quota, then alert once; return how many alerts."""
         events = [event for found in self.find(recorded) if (event := self._act(found, recorded.replayed))]
-        failed = self.publisher.publish(events) if events else set()
-        for event in events:
-            if self.dedup is None:
-                continue
-            if event["id"] in failed:
-                self.dedup.release(event["id"])
-            else:
-                self.dedup.done(event["id"])
-        if failed:
-            raise AlertsNotPublishedError(f"{len(failed)} quota alerts could not be published")
+        self.once.publish(events, "quota")
         return len(events)
 
     def find(self, recorded: Recorded) -> list[Exhausted]:
@@ -154,7 +144,7 @@ class QuotaWatcher:
         # a batch delivered again may be the one whose alert failed: its claim was released
         if not (marked_now or (held and replayed)):
             return None
-        if not self._claim(quota_event_id(record.kid, found.period, found.start)):
+        if not self.once.claim(quota_event_id(record.kid, found.period, found.start)):
             return None
         return quota_event(
             record,
@@ -174,14 +164,6 @@ class QuotaWatcher:
             return self.keys.get(kid)
         except KeyNotFoundError:
             return None
-
-    def _claim(self, event_id: str) -> bool:
-        if self.dedup is None:
-            return True
-        try:
-            return self.dedup.claim(event_id)
-        except EventInProgressError:
-            return False  # another invocation is alerting on it
 
 
 def period_total(recorded: Recorded, kid: str, start: int, end: int) -> int:
