@@ -54,6 +54,21 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+class Monotonic:
+    """A controllable monotonic clock (the authorizer's caches expire on it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def mono() -> Monotonic:
+    return Monotonic()
+
+
 # ---------------------------------------------------------------- moto, once per session
 #
 # Provisioning template.yaml in moto costs seconds; restoring a snapshot of moto's in-memory state
@@ -272,4 +287,4 @@ def lambda_context() -> Any:
     return Context()
 
 
-__all__ = ["EVENTS", "ROOT", "T0", "FakeClock", "all_items", "os"]
+__all__ = ["EVENTS", "ROOT", "T0", "FakeClock", "Monotonic", "all_items", "os"]

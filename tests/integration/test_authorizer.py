@@ -16,7 +16,7 @@ from keysentry.routes import RouteTable
 from keysentry.store import KeyStore
 
 from functions.authorizer import handler
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, Monotonic
 from tests.integration.authz_helpers import allowed_resources, effect, emitted_metrics, event, with_source_ip
 from tests.integration.conftest import secret_part
 
@@ -25,19 +25,6 @@ ROUTES = (
     '"POST /v1/orders": "orders:write", "GET /self": ""}'
 )
 PREFIX = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod"
-
-
-class Monotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def mono() -> Monotonic:
-    return Monotonic()
 
 
 @pytest.fixture

@@ -14,25 +14,12 @@ from keysentry.authorizer import Authorizer
 from keysentry.model import CONTEXT_METADATA_PREFIX
 
 from functions.authorizer import handler
-from tests.conftest import T0, FakeClock
+from tests.conftest import T0, FakeClock, Monotonic
 from tests.integration.authz_helpers import effect, emitted_metrics, event, install_authorizer
 
 ROUTES = '{"GET /v1/prices": "prices:read", "GET /v1/prices/*": "prices:read"}'
 DAY = 86_400
 PERIOD_END = T0 - T0 % DAY + DAY  # the free plan's day ends at midnight UTC
-
-
-class Monotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def mono() -> Monotonic:
-    return Monotonic()
 
 
 @pytest.fixture

@@ -18,24 +18,11 @@ from keysentry.service import KeyService
 from keysentry.settings import Settings
 from keysentry.store import KeyStore
 
-from tests.conftest import ROOT, FakeClock
+from tests.conftest import ROOT, FakeClock, Monotonic
 from tests.integration.authz_helpers import effect, event
 
 ROUTES = '{"GET /v1/prices/*": "prices:read"}'
 MAX_AGE = 300
-
-
-class Monotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def mono() -> Monotonic:
-    return Monotonic()
 
 
 @pytest.fixture
