@@ -165,3 +165,17 @@ def test_a_key_moved_to_another_plan_is_no_longer_held_to_the_old_plans_quota(
     assert service.get(issued.record.kid).quota_exhausted_until is None
     mono.now += authorizer.cache.ttl  # past the container's copy of the record
     assert allowed(handler.lambda_handler(doc, lambda_context))
+
+
+def test_a_key_refused_for_its_quota_hands_the_refusal_to_its_successor(
+    authorizer: Authorizer, service: Any, stack: Any, clock: FakeClock, lambda_context: Any
+) -> None:
+    """Rotating (a holder with keys:rotate-self can) is no way out of the period's refusal."""
+    issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
+    mark(stack, issued.record.kid, PERIOD_END)
+    rotated = service.rotate(issued.record.kid, actor="ops")
+    assert rotated.record.quota_exhausted_until == PERIOD_END
+    doc = event("authorizer_rest_request_valid", rotated.token)
+    assert not allowed(handler.lambda_handler(doc, lambda_context))
+    clock.now = PERIOD_END
+    assert allowed(handler.lambda_handler(doc, lambda_context))

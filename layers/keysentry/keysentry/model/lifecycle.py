@@ -238,7 +238,14 @@ def rotate(
         suspend_on_anomaly=record.suspend_on_anomaly,
         plan=record.plan,  # metered on its own: its quota counts from zero (docs/plans.md)
     )
-    successor = replace(successor, expires_at=record.expires_at, delivery_key=record.delivery_key)
+    # A key refused for its quota hands the refusal on: rotating is no way out of the period.
+    exhausted = record.quota_exhausted_until
+    successor = replace(
+        successor,
+        expires_at=record.expires_at,
+        delivery_key=record.delivery_key,
+        quota_exhausted_until=exhausted if exhausted is not None and exhausted > now else None,
+    )
     # A replaced key stays suspended; a resume within the grace window returns it to rotating.
     status: dict[str, Any] = {"suspended_from" if replacing else "status": Status.ROTATING}
     predecessor = replace(
