@@ -216,35 +216,17 @@ def rotate(
     replacing = record.status is Status.SUSPENDED and issued_by is IssuedBy.OWNER
     _check_rotation(record, now=now, replacing=replacing, issued_by=issued_by, grace_days=grace_days)
     grace_until = _grace_until(record, now=now, grace_days=grace_days)
-    successor = new_record(
-        kid=successor_kid,
-        owner_id=record.owner_id,
-        env=record.env,
-        digest=successor_digest,
-        pepper_version=pepper_version,
+    successor = _successor(
+        record,
         now=now,
         actor=actor,
-        name=record.name,
-        scopes=record.scopes,
-        allow_cidrs=record.allow_cidrs,
-        deny_cidrs=record.deny_cidrs,
-        rotation_days=record.rotation_days,
-        max_lifetime_days=max_lifetime_days,
-        metadata=record.metadata,
+        kid=successor_kid,
+        digest=successor_digest,
+        pepper_version=pepper_version,
         signing=successor_signing or record.signing,
-        predecessor=record.kid,
         reason=reason,
+        max_lifetime_days=max_lifetime_days,
         issued_by=issued_by,
-        suspend_on_anomaly=record.suspend_on_anomaly,
-        plan=record.plan,  # metered on its own: its quota counts from zero (docs/plans.md)
-    )
-    # A key refused for its quota hands the refusal on: rotating is no way out of the period.
-    exhausted = record.quota_exhausted_until
-    successor = replace(
-        successor,
-        expires_at=record.expires_at,
-        delivery_key=record.delivery_key,
-        quota_exhausted_until=exhausted if exhausted is not None and exhausted > now else None,
     )
     # A replaced key stays suspended; a resume within the grace window returns it to rotating.
     status: dict[str, Any] = {"suspended_from" if replacing else "status": Status.ROTATING}
@@ -259,6 +241,52 @@ def rotate(
         last_change=Change(Action.ROTATE, actor, now, reason),
     )
     return predecessor, successor
+
+
+def _successor(
+    record: KeyRecord,
+    *,
+    now: int,
+    actor: str,
+    kid: str,
+    digest: str,
+    pepper_version: str,
+    signing: Signing,
+    reason: str,
+    max_lifetime_days: int,
+    issued_by: IssuedBy,
+) -> KeyRecord:
+    """The successor of ``record``: its policy and plan, its absolute expiry, its delivery key."""
+    successor = new_record(
+        kid=kid,
+        owner_id=record.owner_id,
+        env=record.env,
+        digest=digest,
+        pepper_version=pepper_version,
+        now=now,
+        actor=actor,
+        name=record.name,
+        scopes=record.scopes,
+        allow_cidrs=record.allow_cidrs,
+        deny_cidrs=record.deny_cidrs,
+        rotation_days=record.rotation_days,
+        max_lifetime_days=max_lifetime_days,
+        metadata=record.metadata,
+        signing=signing,
+        predecessor=record.kid,
+        reason=reason,
+        issued_by=issued_by,
+        suspend_on_anomaly=record.suspend_on_anomaly,
+        plan=record.plan,  # metered on its own: its quota counts from zero (docs/plans.md)
+    )
+    # A key refused for its quota hands the refusal on: rotating is no way out of the period.
+    exhausted = record.quota_exhausted_until
+    return replace(
+        successor,
+        expires_at=record.expires_at,
+        delivery_key=record.delivery_key,
+        quota_exhausted_until=exhausted if exhausted is not None and exhausted > now else None,
+    )
 
 
 def _check_rotation(
