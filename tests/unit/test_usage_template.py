@@ -183,7 +183,9 @@ def test_contributor_insights_rank_the_access_log_fields(
     assert (body["LogFormat"], body["AggregateOn"]) == ("JSON", "Count")
     assert body["Contribution"]["Keys"] == keys
     assert body["Contribution"]["Filters"] == [{"Match": "$.keyId", "NotIn": ["-"]}]
-    assert "${SampleApiAccessLogs}" in rule["RuleBody"]["Fn::Sub"]
+    named = rule["RuleBody"]["Fn::Sub"]
+    assert "${SampleApiAccessLogs}" in named and "${SampleHttpApiAccessLogs}" in named  # both APIs
+    assert len(body["LogGroupNames"]) == 2
     fields = {f"$.{name}" for name in usage.ACCESS_LOG_FIELDS}
     assert set(keys) <= fields  # every key is a field the access log writes
 
