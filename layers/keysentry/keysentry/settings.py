@@ -102,8 +102,6 @@ def names(name: str, raw: str) -> frozenset[str]:
 
 def plans_json(name: str, raw: str) -> str:
     """The plans' JSON, checked whole here against its own default (its parser says what is wrong)."""
-    from keysentry.plans import Plans
-
     try:
         document = json.loads(raw)
     except ValueError:
@@ -264,16 +262,6 @@ class Settings(EnvSettings):
     usage_table: str = USAGE_TABLE.field()  # per-key counters (read; the usage function writes)
     plans_json: str = PLANS.field()  # the plans a key may be on (plans.Plans)
     default_plan: str = DEFAULT_PLAN_VAR.field()  # a key without a plan is on it
-
-    def __post_init__(self) -> None:
-        self.plans()  # the default must be one of the plans: a ConfigurationError at load, not later
-
-    def plans(self) -> Plans:
-        try:
-            return _plans(self.plans_json, self.default_plan)
-        except ValidationError as error:
-            raise ConfigurationError(f"DEFAULT_PLAN: {error}") from None
-
     pepper_secret_id: str = PEPPER_SECRET_ID.field()
     pepper_max_age_seconds: int = PEPPER_MAX_AGE_SECONDS.field()
     kms_key_id: str = KMS_KEY_ID.field()
@@ -281,6 +269,12 @@ class Settings(EnvSettings):
     default_rotation_days: int = DEFAULT_ROTATION_DAYS_VAR.field()
     max_lifetime_days: int = MAX_LIFETIME_DAYS_VAR.field()
     audit_retention_days: int = AUDIT_RETENTION_DAYS.field()
+
+    def __post_init__(self) -> None:
+        self.plans()  # the default must be one of the plans: a ConfigurationError at load, not later
+
+    def plans(self) -> Plans:
+        return _plans(self.plans_json, self.default_plan)
 
 
 @dataclass(frozen=True)
@@ -354,9 +348,7 @@ class AuthorizerSettings(EnvSettings):
     signature_max_age_ms: int = SIGNATURE_MAX_AGE_MS.field()
     signature_max_skew_ms: int = SIGNATURE_MAX_SKEW_MS.field()
     http_response: str = AUTHORIZER_HTTP_RESPONSE.field()  # HTTP APIs: "simple" or "iam" responses
-    usage_identifier: bool = (
-        USAGE_IDENTIFIER.field()
-    )  # REST: return the key's usage identifier (plans.usage_identifier)
+    usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return plans.usage_identifier(kid)
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
     default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
 
@@ -372,10 +364,7 @@ class PlansSyncSettings(EnvSettings):
     usage_plan_stages: str = USAGE_PLAN_STAGES.field()  # "restApiId:stage,...": the metered REST stages
 
     def plans(self) -> Plans:
-        try:
-            return _plans(self.plans_json, self.default_plan)
-        except ValidationError as error:
-            raise ConfigurationError(f"PLANS: {error}") from None
+        return _plans(self.plans_json, self.default_plan)
 
 
 def authorizer_http_response() -> str:
@@ -386,4 +375,9 @@ def authorizer_http_response() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _plans(raw: str, default: str) -> Plans:
-    return Plans.from_json(raw, default)
+    """The plans, parsed once per document; PLANS was checked alone when read, so what can still be
+    wrong is the default: not one of them."""
+    try:
+        return Plans.from_json(raw, default)
+    except ValidationError as error:
+        raise ConfigurationError(f"DEFAULT_PLAN: {error}") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import ClientError
 from keysentry.errors import ConflictError, KeyNotFoundError
 from keysentry.model import KeyRecord
 from keysentry.store.audit import audit_entry_item, audit_item
@@ -139,20 +138,14 @@ class KeyStore(Chains, DueIndex):
         values: Item = {":now": n_attr(now), ":stale": n_attr(stale_before)}
         expression = "SET #lu = :now"
         condition = "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu < :stale)"
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.update_if(
+            TableName=self.table,
+            Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def mark_quota_exhausted(self, kid: str, until: int, plan: str = "") -> bool:
         """Record that the key used up its quota until ``until`` (the period's end): only if the key
@@ -162,22 +155,16 @@ class KeyStore(Chains, DueIndex):
         from the stream. True if this call set it."""
         on_plan = "#p = :plan" if plan else "attribute_not_exists(#p)"
         values = {":until": n_attr(until), **({":plan": s_attr(plan)} if plan else {})}
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
-                UpdateExpression="SET #q = :until",
-                ConditionExpression=(
-                    f"attribute_exists(pk) AND {on_plan} AND (attribute_not_exists(#q) OR #q < :until)"
-                ),
-                ExpressionAttributeNames={"#q": "quota_exhausted_until", "#p": "plan"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.update_if(
+            TableName=self.table,
+            Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
+            UpdateExpression="SET #q = :until",
+            ConditionExpression=(
+                f"attribute_exists(pk) AND {on_plan} AND (attribute_not_exists(#q) OR #q < :until)"
+            ),
+            ExpressionAttributeNames={"#q": "quota_exhausted_until", "#p": "plan"},
+            ExpressionAttributeValues=values,
+        )
 
     def rehash(self, record: KeyRecord, digest: str, pepper_version: str, now: int) -> bool:
         """Re-hash ``record`` under ``pepper_version`` (and record its use), with an audit entry
@@ -257,28 +244,16 @@ class KeyStore(Chains, DueIndex):
             except ConflictError:
                 return False
             return True
-        try:
-            self.client.update_item(**erase)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.update_if(**erase)
 
     def drop_pickup(self, kid: str) -> bool:
         """Erase the one-time pickup copy if there is one (a conditional REMOVE: no write otherwise)."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
-                UpdateExpression="REMOVE pickup",
-                ConditionExpression="attribute_exists(pickup)",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self.update_if(
+            TableName=self.table,
+            Key={"pk": s_attr(kid), "sk": s_attr(KEY_SK)},
+            UpdateExpression="REMOVE pickup",
+            ConditionExpression="attribute_exists(pickup)",
+        )
 
     def record_access(self, audit: Item) -> None:
         """Write an access audit entry (see :func:`access_audit_item`) on its own."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 from keysentry import aws
@@ -64,6 +64,16 @@ class Table:
         if self._client is None:
             self._client = aws.client("dynamodb")
         return self._client
+
+    def update_if(self, **request: Any) -> bool:
+        """One conditional UpdateItem: True if it was written, False if its condition failed."""
+        try:
+            self.client.update_item(**request)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def get_item(self, kid: str) -> Item | None:
         """The raw key item, strongly consistent: the authorizer's one read."""
