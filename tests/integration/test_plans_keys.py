@@ -4,9 +4,7 @@ reading shows its plan and the quota it used this period, counted by the real us
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from typing import Any
 
 import pytest
@@ -17,9 +15,9 @@ from keysentry.service import KeyService
 from keysentry.settings import Settings
 from keysentry.store import to_item
 
-from tests.conftest import ROOT, T0, FakeClock
+from tests.conftest import T0, FakeClock
 from tests.integration.api_helpers import call
-from tests.integration.usage_helpers import access_line, subscription_event
+from tests.integration.usage_helpers import access_line, mark_exhausted, subscription_event, usage_function
 
 DAY = 86_400
 TODAY = T0 - T0 % DAY  # 2026-09-21T00:00:00Z
@@ -35,9 +33,7 @@ def create(lambda_context: Any, **body: Any) -> tuple[int, Any]:
 
 def feed(lambda_context: Any, monkeypatch: pytest.MonkeyPatch, lines: list[tuple[int, str]]) -> None:
     """Access log lines through the usage function, as CloudWatch Logs delivers them."""
-    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
-    sys.modules.pop("handler", None)
-    importlib.import_module("handler").lambda_handler(subscription_event(lines), lambda_context)
+    usage_function(monkeypatch).lambda_handler(subscription_event(lines), lambda_context)
 
 
 def requests(kid: str, at: int, count: int) -> list[tuple[int, str]]:
@@ -155,7 +151,7 @@ def test_a_key_reads_its_own_plan_and_quota_and_when_it_is_refused_until(
     lambda_context: Any, service: Any, stack: Any
 ) -> None:
     _, doc = create(lambda_context, plan="free")
-    mark(stack, doc["kid"], TODAY + DAY)
+    mark_exhausted(stack, doc["kid"], TODAY + DAY)
     status, me = call("api_self", lambda_context, kid=doc["kid"])
     assert status == 200 and me["plan"]["name"] == "free"
     assert me["quota"] == {
@@ -181,18 +177,6 @@ def test_a_plan_the_deployment_no_longer_declares_is_shown_by_name(
     assert shown["quota"] is None
 
 
-def mark(stack: Any, kid: str, until: int) -> None:
-    """What the usage pipeline writes when a key used its quota: a side attribute, no new version."""
-    from keysentry import aws
-
-    aws.client("dynamodb").update_item(
-        TableName=stack.refs["KeysTable"],
-        Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
-        UpdateExpression="SET quota_exhausted_until = :until",
-        ExpressionAttributeValues={":until": {"N": str(until)}},
-    )
-
-
 # ---------------------------------------------------------------- the CLI
 
 
@@ -213,7 +197,7 @@ def test_the_cli_issues_moves_and_shows_a_keys_plan(
     assert code != 0 and PLANS_ARE in err
     code, updated, _ = run(capfd, "keys", "update", kid, "--plan", "pro", "--json")
     assert code == 0 and updated["plan"] == "pro"
-    mark(stack, kid, MONTH_END)
+    mark_exhausted(stack, kid, MONTH_END)
     code, shown, _ = run(capfd, "keys", "show", kid, "--json")
     assert code == 0 and shown["plan"]["name"] == "pro"
     assert shown["quota"] == {

@@ -16,6 +16,7 @@ from keysentry.model import CONTEXT_METADATA_PREFIX
 from functions.authorizer import handler
 from tests.conftest import T0, FakeClock, Monotonic
 from tests.integration.authz_helpers import effect, emitted_metrics, event, install_authorizer
+from tests.integration.usage_helpers import mark_exhausted
 
 ROUTES = '{"GET /v1/prices": "prices:read", "GET /v1/prices/*": "prices:read"}'
 DAY = 86_400
@@ -26,16 +27,6 @@ PERIOD_END = T0 - T0 % DAY + DAY  # the free plan's day ends at midnight UTC
 def authorizer(stack: Any, clock: FakeClock, mono: Monotonic, monkeypatch: pytest.MonkeyPatch) -> Authorizer:
     built: Authorizer = install_authorizer(stack, clock, ROUTES, monkeypatch, monotonic=mono)
     return built
-
-
-def mark(stack: Any, kid: str, until: int) -> None:
-    """What the usage pipeline writes when a key used its quota: a side attribute, no new version."""
-    aws.client("dynamodb").update_item(
-        TableName=stack.refs["KeysTable"],
-        Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
-        UpdateExpression="SET quota_exhausted_until = :until",
-        ExpressionAttributeValues={":until": {"N": str(until)}},
-    )
 
 
 def allowed(response: dict[str, Any]) -> bool:
@@ -53,7 +44,7 @@ def test_a_key_past_its_quota_is_refused_until_the_period_ends(
     shape: str, service: Any, stack: Any, clock: FakeClock, lambda_context: Any, capfd: Any
 ) -> None:
     issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
-    mark(stack, issued.record.kid, PERIOD_END)
+    mark_exhausted(stack, issued.record.kid, PERIOD_END)
     capfd.readouterr()
     assert not allowed(handler.lambda_handler(event(shape, issued.token), lambda_context))
     docs = emitted_metrics(capfd.readouterr().out)
@@ -70,7 +61,7 @@ def test_a_remembered_allow_gives_way_to_a_mark_once_the_cache_ttl_has_passed(
     issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
     doc = event("authorizer_rest_request_valid", issued.token)
     assert allowed(handler.lambda_handler(doc, lambda_context))
-    mark(stack, issued.record.kid, PERIOD_END)
+    mark_exhausted(stack, issued.record.kid, PERIOD_END)
     # Within the TTL the container answers from the record it read before the mark: part of the
     # bound on requests past the quota (docs/plans.md).
     assert allowed(handler.lambda_handler(doc, lambda_context))
@@ -84,7 +75,7 @@ def test_the_quota_check_reads_only_the_record_the_authorizer_holds(
     warm = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
     handler.lambda_handler(event("authorizer_rest_request_valid", warm.token), lambda_context)  # the pepper
     issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
-    mark(stack, issued.record.kid, PERIOD_END)
+    mark_exhausted(stack, issued.record.kid, PERIOD_END)
     made: list[str] = []
     for name in ("dynamodb", "secretsmanager", "kms"):
         aws.client(name).meta.events.register("before-call", lambda model, **_: made.append(model.name))
@@ -158,7 +149,7 @@ def test_a_key_moved_to_another_plan_is_no_longer_held_to_the_old_plans_quota(
     """The mark was for the free plan's day; on pro the key counts afresh (and the usage pipeline
     marks it again if it is past pro's quota too)."""
     issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
-    mark(stack, issued.record.kid, PERIOD_END)
+    mark_exhausted(stack, issued.record.kid, PERIOD_END)
     doc = event("authorizer_rest_request_valid", issued.token)
     assert not allowed(handler.lambda_handler(doc, lambda_context))
     service.update(issued.record.kid, actor="ops", plan="pro")
@@ -172,7 +163,7 @@ def test_a_key_refused_for_its_quota_hands_the_refusal_to_its_successor(
 ) -> None:
     """Rotating (a holder with keys:rotate-self can) is no way out of the period's refusal."""
     issued = service.create("acme", actor="ops", env="test", plan="free", scopes=["prices:read"])
-    mark(stack, issued.record.kid, PERIOD_END)
+    mark_exhausted(stack, issued.record.kid, PERIOD_END)
     rotated = service.rotate(issued.record.kid, actor="ops")
     assert rotated.record.quota_exhausted_until == PERIOD_END
     doc = event("authorizer_rest_request_valid", rotated.token)

@@ -11,7 +11,6 @@ docs/plans.md, "HTTP APIs: quotas from the usage pipeline".
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import sys
@@ -22,8 +21,8 @@ from typing import Any
 import pytest
 from keysentry import aws
 
-from tests.conftest import ROOT, T0
-from tests.integration.usage_helpers import access_line, subscription_event
+from tests.conftest import T0
+from tests.integration.usage_helpers import access_line, subscription_event, usage_function
 
 DAY = 86_400
 START = T0 - T0 % DAY + 3600  # 01:00 UTC: the whole run is in one day
@@ -55,9 +54,7 @@ def deliver(stack: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) ->
     }
     monkeypatch.setenv("PLANS", json.dumps(plans))
     monkeypatch.setenv("DEFAULT_PLAN", "open")
-    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
-    sys.modules.pop("handler", None)
-    handler = importlib.import_module("handler")
+    handler = usage_function(monkeypatch)
     streams = iter(range(100_000))
 
     def send(lines: list[tuple[float, str]], clock: Clock) -> None:

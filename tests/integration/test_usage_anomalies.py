@@ -4,7 +4,6 @@ keys that opted in are suspended (audited, alerted), the others never."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,13 @@ from keysentry.store.usage import PROFILE_SK
 from tests.conftest import ROOT, T0, all_items
 from tests.integration.conftest import plaintext_found
 from tests.integration.stream_helpers import StreamReader, Targets
-from tests.integration.usage_helpers import AUTHORIZER_GROUP, access_line, decision_line, subscription_event
+from tests.integration.usage_helpers import (
+    AUTHORIZER_GROUP,
+    access_line,
+    decision_line,
+    subscription_event,
+    usage_function,
+)
 
 HOUR = 3600
 DAY = 86_400
@@ -28,9 +33,7 @@ STEADY_IP = "203.0.113.7"
 @pytest.fixture
 def usage(stack: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Deliver a batch of (epoch second, line) to the usage function; its response."""
-    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
-    sys.modules.pop("handler", None)
-    handler = importlib.import_module("handler")
+    handler = usage_function(monkeypatch)
     streams = iter(range(1_000))
 
     def deliver(

@@ -3,10 +3,8 @@ once, whatever is redelivered, malformed or keyless, with one write per key and 
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
-import sys
 from typing import Any
 
 import pytest
@@ -15,13 +13,14 @@ from hypothesis import strategies as st
 from keysentry import aws
 from keysentry.store.usage import STORED, UsageTable, decode, hour_sk
 
-from tests.conftest import ROOT, T0, all_items
+from tests.conftest import T0, all_items
 from tests.integration.usage_helpers import (
     API_ID,
     AUTHORIZER_GROUP,
     access_line,
     decision_line,
     subscription_event,
+    usage_function,
 )
 
 HOUR_MS = 3_600_000
@@ -29,9 +28,7 @@ HOUR_MS = 3_600_000
 
 @pytest.fixture
 def usage_handler(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
-    sys.modules.pop("handler", None)
-    return importlib.import_module("handler")
+    return usage_function(monkeypatch)
 
 
 def _run(handler: Any, ctx: Any, event: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,6 @@ cost no read of the keys table."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from keysentry import aws
 from tests.conftest import ROOT, T0, FakeClock
 from tests.integration.conftest import plaintext_found
 from tests.integration.stream_helpers import Targets
-from tests.integration.usage_helpers import access_line, subscription_event
+from tests.integration.usage_helpers import access_line, subscription_event, usage_function
 
 DAY = 86_400
 TODAY = T0 - T0 % DAY  # Monday 2026-09-21
@@ -43,9 +42,7 @@ def usage(
     """Deliver (epoch second, line) pairs to the usage function, wired as in Lambda, at ``clock``."""
     from keysentry.settings import UsageSettings
 
-    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
-    sys.modules.pop("handler", None)
-    handler = importlib.import_module("handler")
+    handler = usage_function(monkeypatch)
     streams = iter(range(1_000))
 
     def deliver(lines: list[tuple[int, str]] = (), *, event: dict[str, Any] | None = None) -> dict[str, Any]:  # type: ignore[assignment]

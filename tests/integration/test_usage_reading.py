@@ -3,18 +3,22 @@ from known access log and decision lines, and each report must give back exactly
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from keysentry import cli
 
-from tests.conftest import ROOT, T0
+from tests.conftest import T0
 from tests.integration.api_helpers import call
-from tests.integration.usage_helpers import AUTHORIZER_GROUP, access_line, decision_line, subscription_event
+from tests.integration.usage_helpers import (
+    AUTHORIZER_GROUP,
+    access_line,
+    decision_line,
+    subscription_event,
+    usage_function,
+)
 
 HOUR = 3600
 NOW_HOUR = T0 - T0 % HOUR  # the test clock's current hour: 2026-09-21T14:00:00Z
@@ -36,9 +40,7 @@ class Fed:
 @pytest.fixture
 def fed(stack: Any, service: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Fed:
     """Known lines through the usage function: its subscription events, as CloudWatch Logs sends them."""
-    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
-    sys.modules.pop("handler", None)
-    handler = importlib.import_module("handler")
+    handler = usage_function(monkeypatch)
     busy, quiet = (service.create("acme-data", actor="ops", name=n).record.kid for n in ("feed", "backup"))
     other = service.create("globex", actor="ops", name="orders").record.kid
     at = [(NOW_HOUR - 5 * HOUR + 60) * 1000, (NOW_HOUR - 2 * HOUR + 60) * 1000, (NOW_HOUR + 60) * 1000]

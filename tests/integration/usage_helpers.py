@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib
 import json
+import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
-from tests.conftest import T0
+import pytest
+from keysentry import aws
+
+from tests.conftest import ROOT, T0
 
 API_ID = "a1b2c3d4e5"
 GROUP = "/aws/apigateway/keysentry-sample-access"
@@ -81,3 +87,20 @@ def subscription_event(
     }
     payload = base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()
     return {"awslogs": {"data": payload}}
+
+
+def usage_function(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """functions/usage/handler.py, imported afresh as Lambda imports it (by its folder, as ``handler``)."""
+    monkeypatch.syspath_prepend(str(ROOT / "functions" / "usage"))
+    sys.modules.pop("handler", None)
+    return importlib.import_module("handler")
+
+
+def mark_exhausted(stack: Any, kid: str, until: int) -> None:
+    """What the usage pipeline writes when a key used its quota: a side attribute, no new version."""
+    aws.client("dynamodb").update_item(
+        TableName=stack.refs["KeysTable"],
+        Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
+        UpdateExpression="SET quota_exhausted_until = :until",
+        ExpressionAttributeValues={":until": {"N": str(until)}},
+    )
