@@ -32,6 +32,7 @@ def access_line(
     length: int = 120,
     latency: int = 25,
     n: int = 0,
+    meter: str = "-",
 ) -> str:
     return json.dumps(
         {
@@ -48,6 +49,7 @@ def access_line(
             "responseLength": str(length),
             "latency": str(latency),
             "authorizerError": "-",
+            "meter": meter,
         },
         separators=(",", ":"),
     )

@@ -74,7 +74,8 @@ def test_no_context_key_of_keysentrys_own_can_be_named_by_an_owner() -> None:
     context = Contexts(10).context(record, T0)
     own = {k for k in context if not k.startswith(CONTEXT_METADATA_PREFIX)}
     assert own == {
-        "key_id", "owner_id", "scopes", "status", "env", "successor", "signing", "plan", "rotate_in_seconds",
+        "key_id", "owner_id", "scopes", "status", "env", "successor", "signing", "plan", "meter",
+        "rotate_in_seconds",
     }  # fmt: skip
     assert context["key_id"] == "AAAAAAAAAAAA" and context["plan"] == "basic"
     assert context["ctx_key_id"] == "forged"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from keysentry.store.usage import (
@@ -45,9 +45,10 @@ class Recorded:
 
     added: dict[tuple[str, int], KeyHour]  # (kid, hour start) -> this batch's counts
     hour_totals: dict[tuple[str, int], KeyHour]
-    day_totals: dict[tuple[str, int], KeyHour]  # (kid, day start)
+    day_totals: dict[tuple[str, int], KeyHour]  # (kid, day start); a chain's first key's days too
     held: dict[ItemKey, Item]
     replayed: bool  # every chunk was counted before: a redelivery
+    meters: dict[str, str] = field(default_factory=dict)  # kid -> its chain's first key (Batch.meters)
 
 
 class Watcher(Protocol):
@@ -116,7 +117,7 @@ class Metering:
     def record(self, batch_id: str, batch: Batch, lines: int) -> Outcome:
         kids = {kid for kid, _ in batch.keys}
         outcome = Outcome(lines, batch.unreadable, len(kids), len({api for api, _ in batch.keyless}))
-        updates = updates_for(batch.keys, key_pk) + updates_for(batch.keyless, api_pk)
+        updates = updates_for(batch.keys, key_pk, batch.chained) + updates_for(batch.keyless, api_pk)
         if not updates:
             return outcome
         wanted: set[ItemKey] = {(u.pk, u.sk) for u in updates}
@@ -144,4 +145,10 @@ class Metering:
                 days[(kid, day)] = merged(held.get(day_key), KeyHour())
             if day_key in written:
                 days[(kid, day)].merge(counts, bounded=False)
-        return Recorded(dict(batch.keys), hours, days, held, not written)
+        for (meter, day), requests in batch.chained.items():
+            day_key = (key_pk(meter), day_sk(day))
+            if (meter, day) not in days:
+                days[(meter, day)] = merged(held.get(day_key), KeyHour())
+            if day_key in written:
+                days[(meter, day)].chained += requests
+        return Recorded(dict(batch.keys), hours, days, held, not written, dict(batch.meters))

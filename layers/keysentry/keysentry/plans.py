@@ -132,6 +132,11 @@ class Plans:
         """A key's plan: its own, or the default for a key without one."""
         return self.plans[name] if name else self.plans[self.default]
 
+    @property
+    def metered(self) -> frozenset[str]:
+        """The plans with a quota: their keys' requests are counted per rotation chain."""
+        return frozenset(name for name, plan in self.plans.items() if plan.quota is not None)
+
     def check(self, name: str) -> str:
         """A plan name a key may be given, or a ValidationError naming the plans there are."""
         if name not in self.plans:
@@ -145,3 +150,4 @@ DEFAULT_PLANS: Final = (
     ' "unlimited": {"rate": 1000, "burst": 2000}}'
 )
 DEFAULT_PLAN: Final = "unlimited"  # keys from before plans: no quota, as before
+DEFAULT_METERED: Final = Plans.from_json(DEFAULT_PLANS, DEFAULT_PLAN).metered  # free and pro

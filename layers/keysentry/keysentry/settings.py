@@ -351,6 +351,13 @@ class AuthorizerSettings(EnvSettings):
     usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return plans.usage_identifier(kid)
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
     default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
+    plans_json: str = PLANS.field()  # which plans have a quota (their keys' context names their chain)
+
+    def __post_init__(self) -> None:
+        self.plans()  # the default must be one of the plans: a ConfigurationError at load, not later
+
+    def plans(self) -> Plans:
+        return _plans(self.plans_json, self.default_plan)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 HOUR: Final = 3600
+DAY: Final = 86_400
 MAX_NETWORKS: Final = 50  # distinct source networks kept per key and hour; the rest count as "other"
 MAX_ROUTES: Final = 50  # distinct routes kept per key and hour (an API's own routes; the rest: "other")
 MAX_REASONS: Final = 20  # distinct refusal reasons kept per key and hour
@@ -49,6 +50,8 @@ ACCESS_LOG_FIELDS: Final = {
     "responseLength": "$context.responseLength",
     "latency": "$context.responseLatency",
     "authorizerError": "$context.authorizer.error",
+    # the first key of the key's rotation chain, when its plan has a quota (a chain counts as one)
+    "meter": "$context.authorizer.meter",
 }
 ACCESS_LOG_FORMAT: Final = json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":"))
 # HTTP APIs name the route by its route key ("GET /v1/prices/{symbol}"); the rest is the same.
@@ -116,6 +119,8 @@ class KeyHour:
     by_route: Counter[str] = field(default_factory=Counter)  # "GET /v1/prices/{id}"
     networks: Counter[str] = field(default_factory=Counter)  # "203.0.113.0/24", at most MAX_NETWORKS
     refusals: Counter[str] = field(default_factory=Counter)  # the authorizer's reasons
+    # requests of later keys of the chain this key started (their ``meter``): counted by day only
+    chained: int = 0
 
     def add_request(self, line: dict[str, Any]) -> None:
         self.requests += 1
@@ -136,6 +141,7 @@ class KeyHour:
         self.requests += other.requests
         self.bytes += other.bytes
         self.latency_ms += other.latency_ms
+        self.chained += other.chained
         self.by_status.update(other.by_status)
         for mine, theirs, bound in (
             (self.by_route, other.by_route, MAX_ROUTES),
@@ -144,6 +150,10 @@ class KeyHour:
         ):
             for name, count in theirs.items():
                 _bounded(mine, name, bound if bounded else len(mine) + 1, count)
+
+    def metered(self) -> int:
+        """The requests a quota counts: this key's, and its chain's later keys'."""
+        return self.requests + self.chained
 
     def counted(self) -> int:
         """Every line this hour holds: its requests and its refusals."""
@@ -194,10 +204,14 @@ def _route_name(route: str, method: str) -> str:
 
 @dataclass
 class Batch:
-    """One subscription batch, folded: per (kid, hour start) and, without a key, per (api, hour)."""
+    """One subscription batch, folded: per (kid, hour start) and, without a key, per (api, hour);
+    and the requests of later keys of a chain, per (its first key, day start), with each such
+    key's ``meter``."""
 
     keys: dict[tuple[str, int], KeyHour] = field(default_factory=dict)
     keyless: dict[tuple[str, int], KeyHour] = field(default_factory=dict)
+    chained: Counter[tuple[str, int]] = field(default_factory=Counter)
+    meters: dict[str, str] = field(default_factory=dict)
     unreadable: int = 0
 
     def _hour(self, table: dict[tuple[str, int], KeyHour], name: str, timestamp_ms: int) -> KeyHour:
@@ -245,6 +259,10 @@ class Batch:
             when = timestamp_ms
         if kid and kid != OTHER:
             self._hour(self.keys, kid, when).add_request(line)
+            meter = _name(line.get("meter"), _KID)
+            if meter and meter not in (OTHER, kid):
+                self.meters[kid] = meter
+                self.chained[(meter, when // 1000 // DAY * DAY)] += 1
         else:
             self._hour(self.keyless, _name(line.get("apiId"), _API_ID) or OTHER, when).add_request(line)
 

@@ -1,5 +1,6 @@
 """The quota watcher: a metered batch's keys held to their plans' quotas, for APIs whose gateway cannot
-(HTTP APIs have no usage plans). When a key's requests in its quota period reach the limit, its record
+(HTTP APIs have no usage plans). When a key's requests in its quota period, with those of the rest of
+its rotation chain (its ``meter``: see :class:`keysentry.usage.Batch`), reach the limit, its record
 is marked ``quota_exhausted_until`` the period's end, which the authorizer reads with the record it
 already reads (refusing ``quota_exceeded``), and a ``quota_exhausted`` alert goes out once per key and
 period. docs/plans.md, "HTTP APIs: quotas from the usage pipeline", gives the bound.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from keysentry.alerts.dedupe import Deduplicator
 from keysentry.alerts.events import quota_event, quota_event_id
@@ -32,6 +33,9 @@ from keysentry.model import KeyRecord
 from keysentry.plans import Plan, Plans, period_bounds
 from keysentry.store.usage import DAY, ItemKey, day_sk, decode, key_pk
 from keysentry.usage import Batch
+
+
+MAX_CHAIN: Final = 16  # the live keys a chain holds at once, each way from the key over its quota
 
 
 class QuotaKeys(Protocol):
@@ -94,17 +98,17 @@ class QuotaWatcher:
 
     def reads(self, batch: Batch) -> Iterable[ItemKey]:
         """The daily items of each quota period the batch counts in, up to today or the batch's last
-        day in it (later days hold nothing yet)."""
+        day in it (later days hold nothing yet): a key's own, or its chain's first key's."""
         today = int(self.clock()) // DAY * DAY
         last: dict[tuple[str, str, int, int], int] = {}
         for kid, hour in batch.keys:
             for period in self._open_periods(hour):
-                key = (kid, *period)
+                key = (batch.meters.get(kid, kid), *period)
                 last[key] = max(last.get(key, today), hour // DAY * DAY)
         return sorted(
             {
-                (key_pk(kid), day_sk(day))
-                for (kid, _, start, end), until in last.items()
+                (key_pk(meter), day_sk(day))
+                for (meter, _, start, end), until in last.items()
                 for day in period_days(start, min(end, until + DAY))
             }
         )
@@ -116,23 +120,41 @@ class QuotaWatcher:
         return len(events)
 
     def find(self, recorded: Recorded) -> list[Exhausted]:
-        """The keys at or past their plan's quota: a record read only for a count at a period's floor."""
+        """The keys at or past their plan's quota, counted with their chain (its first key's days
+        hold the chain's requests): a record read only for a count at a period's floor."""
         over: dict[str, list[tuple[str, int, int, int]]] = {}
         open_periods = {(kid, *p) for kid, hour in recorded.added for p in self._open_periods(hour)}
         for kid, period, start, end in sorted(open_periods):
-            used = period_total(recorded, kid, start, end)
+            used = period_total(recorded, recorded.meters.get(kid, kid), start, end)
             if used >= self.floors[period]:
                 over.setdefault(kid, []).append((period, start, end, used))
-        found = []
+        found: dict[str, Exhausted] = {}
         for kid, candidates in sorted(over.items()):
             record = self._record(kid)
-            plan = self._plan(record) if record is not None else None
-            if record is None or plan is None or plan.quota is None or not record.is_live:
-                continue
-            for period, start, end, used in candidates:
-                if period == plan.quota.period and used >= plan.quota.limit:
-                    found.append(Exhausted(record, plan, period, start, end, used))
-        return found
+            for member in self._chain(record) if record is not None else ():
+                plan = self._plan(member)
+                if member.kid in found or plan is None or plan.quota is None:
+                    continue
+                for period, start, end, used in candidates:
+                    if period == plan.quota.period and used >= plan.quota.limit:
+                        found[member.kid] = Exhausted(member, plan, period, start, end, used)
+        return list(found.values())
+
+    def _chain(self, record: KeyRecord) -> list[KeyRecord]:
+        """The live keys of ``record``'s rotation chain, itself among them: a predecessor in its grace
+        window is held to the quota its successor used up, whether or not the batch saw it."""
+        meter = record.meter or record.kid
+        members = [record] if record.is_live else []
+        for link in ("predecessor", "successor"):
+            current = record
+            for _ in range(MAX_CHAIN):
+                kid = getattr(current, link)
+                nxt = self._record(kid) if kid else None
+                if nxt is None or (nxt.meter or nxt.kid) != meter or not nxt.is_live:
+                    break
+                members.append(nxt)
+                current = nxt
+        return members
 
     def _act(self, found: Exhausted, replayed: bool) -> dict[str, Any] | None:
         """Mark the key; the alert's event if this invocation is the one to send it."""
@@ -166,14 +188,15 @@ class QuotaWatcher:
             return None
 
 
-def period_total(recorded: Recorded, kid: str, start: int, end: int) -> int:
-    """The key's requests in [start, end): its days as the batch left them, else as read."""
+def period_total(recorded: Recorded, meter: str, start: int, end: int) -> int:
+    """The requests a quota counts in [start, end) for the chain ``meter`` starts (a key alone: its
+    own): its days as the batch left them, else as read."""
     total = 0
     for day in period_days(start, end):
-        counted = recorded.day_totals.get((kid, day))
+        counted = recorded.day_totals.get((meter, day))
         if counted is not None:
-            total += counted.requests
+            total += counted.metered()
             continue
-        item = recorded.held.get((key_pk(kid), day_sk(day)))
-        total += decode(item).requests if item else 0
+        item = recorded.held.get((key_pk(meter), day_sk(day)))
+        total += decode(item).metered() if item else 0
     return total

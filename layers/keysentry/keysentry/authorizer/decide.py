@@ -27,7 +27,7 @@ from keysentry.identify import identify_token
 from keysentry.model import KeyRecord, Status
 from keysentry.nonces import NonceTable
 from keysentry.peppers import PepperSource
-from keysentry.plans import DEFAULT_PLAN
+from keysentry.plans import DEFAULT_METERED, DEFAULT_PLAN
 from keysentry.routes import RouteTable
 from keysentry.settings import TEST_STAGES, AuthorizerSettings
 from keysentry.store import KeyStore, from_item
@@ -119,6 +119,7 @@ class Authorizer:
         gateway_cache_ttl: float = 0,
         test_stages: frozenset[str] | None = None,
         default_plan: str = DEFAULT_PLAN,
+        metered_plans: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -138,7 +139,9 @@ class Authorizer:
         # Live keys may call any stage, test stages included.
         self.test_stages = test_stages
         self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
-        self.contexts = Contexts(self.cache.max_entries, default_plan)
+        # the plans with a quota (None: the default plans'): their keys' context names their chain
+        metered = metered_plans if metered_plans is not None else DEFAULT_METERED
+        self.contexts = Contexts(self.cache.max_entries, default_plan, metered)
 
     @classmethod
     def from_settings(cls, settings: AuthorizerSettings) -> Authorizer:
@@ -156,6 +159,7 @@ class Authorizer:
             gateway_cache_ttl=settings.gateway_cache_ttl,
             test_stages=settings.test_stages,
             default_plan=settings.default_plan,
+            metered_plans=settings.plans().metered,
         )
 
     @classmethod

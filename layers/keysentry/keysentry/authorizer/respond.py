@@ -35,9 +35,12 @@ class Contexts:
     """What the backend learns about the caller (API Gateway passes strings, numbers, booleans):
     the parts that change only with the record are built once per record version."""
 
-    def __init__(self, max_entries: int, default_plan: str = DEFAULT_PLAN) -> None:
+    def __init__(
+        self, max_entries: int, default_plan: str = DEFAULT_PLAN, metered: frozenset[str] = frozenset()
+    ) -> None:
         self.max_entries = max_entries
         self.default_plan = default_plan  # the plan of a key without one
+        self.metered = metered  # the plans with a quota: their keys' context names their chain
         self._bases: dict[tuple[str, int], Context] = {}
 
     def base(self, record: KeyRecord) -> tuple[Context, int | None]:
@@ -47,7 +50,7 @@ class Contexts:
         if base is None:
             if len(self._bases) >= self.max_entries:
                 self._bases.clear()
-            base = {**_owner_context(record, self.default_plan), **_context_base(record)}
+            base = {**_owner_context(record, self.default_plan, self.metered), **_context_base(record)}
             self._bases[(record.kid, record.version)] = base
         return base, due
 
@@ -72,11 +75,17 @@ def _context_base(record: KeyRecord) -> Context:
     }
 
 
-def _owner_context(record: KeyRecord, default_plan: str) -> Context:
+def _owner_context(record: KeyRecord, default_plan: str, metered: frozenset[str]) -> Context:
     """The key's plan, and the metadata its owner named for the backend: entries whose key starts
     with ``ctx_`` (at most ten, strings; :func:`keysentry.model.context_metadata`). keysentry's own
-    context keys never start with ``ctx_``: an owner's entry cannot stand in for one."""
-    return {**context_metadata(record.metadata), "plan": record.plan or default_plan}
+    context keys never start with ``ctx_``: an owner's entry cannot stand in for one.
+
+    ``meter``: on a plan with a quota, the first key of a rotated key's chain, which the access log
+    carries to the usage pipeline so the chain's requests count against one quota; "" otherwise (a
+    chain is counted only where a quota needs it: the count costs a write)."""
+    plan = record.plan or default_plan
+    meter = (record.meter or "") if plan in metered else ""
+    return {**context_metadata(record.metadata), "plan": plan, "meter": meter}
 
 
 def allowed(authorizer: Authorizer, record: KeyRecord, arn: MethodArn | None) -> Allowed:

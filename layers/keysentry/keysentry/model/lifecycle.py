@@ -277,15 +277,17 @@ def _successor(
         reason=reason,
         issued_by=issued_by,
         suspend_on_anomaly=record.suspend_on_anomaly,
-        plan=record.plan,  # metered on its own: its quota counts from zero (docs/plans.md)
+        plan=record.plan,
     )
-    # A key refused for its quota hands the refusal on: rotating is no way out of the period.
+    # Rotating is no way out of a quota: the successor's requests count with its chain's (its
+    # meter: the chain's first key), and a key refused for its quota hands the refusal on.
     exhausted = record.quota_exhausted_until
     return replace(
         successor,
         expires_at=record.expires_at,
         delivery_key=record.delivery_key,
         quota_exhausted_until=exhausted if exhausted is not None and exhausted > now else None,
+        meter=record.meter or record.kid,
     )
 
 

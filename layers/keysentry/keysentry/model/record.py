@@ -169,6 +169,9 @@ class KeyRecord:
     plan: str = ""  # its plan's name (plans.Plans); "": the deployment's default plan
     # set by the usage pipeline when the key used its plan's quota: refused until then (not a lifecycle change)
     quota_exhausted_until: int | None = None
+    # the first key of its rotation chain, on every successor: a quota counts the chain's requests
+    # together, so rotating is no way to a fresh count (docs/plans.md); None: the key starts a chain
+    meter: str | None = None
 
     @property
     def is_live(self) -> bool:

@@ -173,12 +173,14 @@ class Usage(ServiceBase):
         return {**record.public_view(), "plan": plan, "quota": used}
 
     def quota_used(self, record: KeyRecord, quota: Quota) -> dict[str, Any]:
-        """The quota's limit and period, the key's requests in the current period (the sum of its
-        days in the usage table), when the period ends, and ``exhausted_until`` while marked."""
+        """The quota's limit and period, the key's requests in the current period with its chain's
+        (the sum of the days of its chain's first key in the usage table), when the period ends, and ``exhausted_until`` while marked."""
         now = self.clock()
         start, resets_at = quota.bounds(now)
         days = Window(start, now - now % DAY + DAY, "day")  # whole UTC days: every period starts on one
-        used = sum(counts.requests for counts in self._periods(record.kid, days).values())
+        # with the rest of its rotation chain: its first key's days hold the chain's count
+        periods = self._periods(record.meter or record.kid, days)
+        used = sum(counts.metered() for counts in periods.values())
         view = {"limit": quota.limit, "period": quota.period, "used": used, "resets_at": resets_at}
         if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
             view["exhausted_until"] = record.quota_exhausted_until

@@ -21,6 +21,10 @@ def n_attr(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
+# The optional string attributes: absent when unset.
+_OPTIONAL_S = ("predecessor", "successor", "suspended_from", "reminded", "delivery_key", "issued_by", "meter")
+
+
 def to_item(record: KeyRecord) -> Item:
     item: Item = {
         "pk": s_attr(record.kid),
@@ -53,7 +57,7 @@ def to_item(record: KeyRecord) -> Item:
             item[name] = n_attr(value)
     if record.sealed_successor:
         item["sealed_successor"] = {"M": {k: s_attr(v) for k, v in record.sealed_successor.items()}}
-    for name in ("predecessor", "successor", "suspended_from", "reminded", "delivery_key", "issued_by"):
+    for name in _OPTIONAL_S:
         value = getattr(record, name)
         if value is not None:
             item[name] = s_attr(str(value))
@@ -133,6 +137,7 @@ def from_item(item: Item) -> KeyRecord:
         suspend_on_anomaly=bool(item.get("suspend_on_anomaly", {}).get("BOOL", False)),
         plan=item.get("plan", {}).get("S", ""),
         quota_exhausted_until=_opt_n(item, "quota_exhausted_until"),
+        meter=_opt_s(item, "meter"),
         sealed_successor={k: v["S"] for k, v in item["sealed_successor"]["M"].items()}
         if "sealed_successor" in item
         else None,

@@ -6,7 +6,9 @@ Items (``pk``, ``sk``):
   numbers: ``requests``, ``bytes``, ``latency_ms``, and one attribute per name of each counted set,
   ``s:2xx`` (status class), ``r:GET /v1/x`` (route), ``n:203.0.113.0/24`` (source network),
   ``x:ip_not_allowed`` (refusal reason). DynamoDB's ADD creates a missing number at zero, so a
-  batch's counts go in with one UpdateItem per item, whatever it held before.
+  batch's counts go in with one UpdateItem per item, whatever it held before. A day of the first
+  key of a rotation chain also holds ``chained``: the requests of the chain's later keys that day,
+  which a quota counts with the first key's own (:attr:`keysentry.usage.KeyHour.chained`).
 - ``k#<kid>`` with ``profile``: what the usage watcher knows of the key's past (``first_seen``, the
   hour it was first seen; ``networks``, a string set of the source networks it was used from, at
   most :data:`keysentry.watch.MAX_NETWORKS`); expires :data:`PROFILE_TTL_S` after its last change.
@@ -21,20 +23,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 from keysentry import aws
-from keysentry.usage import HOUR, OTHER, KeyHour
+from keysentry.usage import DAY, HOUR, OTHER, KeyHour
 from keysentry.watch import MAX_NETWORKS, Profile
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-DAY: Final = 86_400
 HOUR_TTL_S: Final = 35 * DAY
 DAY_TTL_S: Final = 400 * DAY
 PROFILE_TTL_S: Final = 400 * DAY
@@ -45,7 +46,7 @@ ATTEMPTS: Final = 4
 # prefix of each counted set's attributes -> the KeyHour counter, and how many names an item keeps
 SETS: Final = {"s:": "by_status", "r:": "by_route", "n:": "networks", "x:": "refusals"}
 STORED: Final = {"s:": 8, "r:": 100, "n:": 200, "x:": 50}
-TOTALS: Final = ("requests", "bytes", "latency_ms")
+TOTALS: Final = ("requests", "bytes", "latency_ms", "chained")
 
 Item = dict[str, Any]
 ItemKey = tuple[str, str]  # (pk, sk)
@@ -143,14 +144,22 @@ class Update:
         }
 
 
-def updates_for(keys: dict[tuple[str, int], KeyHour], pk: Callable[[str], str]) -> list[Update]:
-    """The hourly and daily updates for one side of a batch (keys, or APIs), in a stable order."""
+def updates_for(
+    keys: dict[tuple[str, int], KeyHour],
+    pk: Callable[[str], str],
+    chained: Mapping[tuple[str, int], int] | None = None,
+) -> list[Update]:
+    """The hourly and daily updates for one side of a batch (keys, or APIs), in a stable order;
+    ``chained``: the requests to add to a chain's first key's day (one update per item, however
+    many of its counts a batch holds: a transaction takes an item once)."""
     days: dict[tuple[str, int], KeyHour] = {}
     found = []
     for (name, start), counts in sorted(keys.items()):
         found.append(Update(pk(name), hour_sk(start), counts, start + HOUR_TTL_S))
         day = start - start % DAY
         days.setdefault((name, day), KeyHour()).merge(counts)
+    for (name, day), requests in (chained or {}).items():
+        days.setdefault((name, day), KeyHour()).chained += requests
     for (name, day), counts in sorted(days.items()):
         found.append(Update(pk(name), day_sk(day), counts, day + DAY_TTL_S))
     return found
