@@ -34,7 +34,6 @@ from keysentry.plans import Plan, Plans, period_bounds
 from keysentry.store.usage import DAY, ItemKey, day_sk, decode, key_pk
 from keysentry.usage import Batch
 
-
 MAX_CHAIN: Final = 16  # the live keys a chain holds at once, each way from the key over its quota
 
 
