@@ -33,9 +33,8 @@ def update_op(table: str, old: KeyRecord, new: KeyRecord) -> UpdateTypeDef:
     for i, attr in enumerate(sorted(set(before) - set(after) - _SIDE_ATTRS)):
         names[f"#r{i}"] = attr
         removes.append(f"#r{i}")
-    if before.get("plan") != after.get(
-        "plan"
-    ):  # a mark was for the old plan's quota: the new one counts afresh
+    # a mark was for the old plan's quota: the new one counts afresh
+    if before.get("plan") != after.get("plan"):
         names["#quota"] = "quota_exhausted_until"
         removes.append("#quota")
     expression = "SET " + ", ".join(sets)
