@@ -25,6 +25,7 @@ PLANS = {
     "weekly": {"rate": 5, "burst": 10, "quota": {"limit": 30, "period": "WEEK"}},
     "monthly": {"rate": 5, "burst": 10, "quota": {"limit": 50, "period": "MONTH"}},
     "roomy": {"rate": 5, "burst": 10, "quota": {"limit": 1000, "period": "DAY"}},
+    "small": {"rate": 5, "burst": 10, "quota": {"limit": 20, "period": "DAY"}},
     "unlimited": {"rate": 50, "burst": 100},
 }
 
@@ -117,7 +118,7 @@ def test_a_key_is_marked_until_the_day_ends_once_it_reaches_its_daily_quota_and_
     assert service.get(kid).quota_exhausted_until == TODAY + DAY
     (alert,) = quota_alerts(targets)
     assert (alert["id"], alert["severity"], alert["kid"]) == (
-        f"quota_exhausted:{kid}:DAY:2026-09-21T00:00:00Z",
+        f"quota_exhausted:{kid}:tiny:DAY:2026-09-21T00:00:00Z",
         "medium",
         kid,
     )
@@ -285,6 +286,21 @@ def test_a_key_moved_to_another_plan_while_its_count_is_judged_is_not_marked_for
     assert service.get(kid).plan == "roomy"
     assert service.get(kid).quota_exhausted_until is None
     assert quota_alerts(targets) == []
+
+
+def test_a_key_moved_to_a_larger_plan_the_day_it_used_up_its_quota_is_alerted_again_at_the_larger(
+    usage: Any, service: Any, stack: Any, targets: Targets
+) -> None:
+    kid = new_key(service, stack, "tiny")
+    usage(requests(kid, T0, 10))
+    assert [a["quota"]["plan"] for a in quota_alerts(targets)] == ["tiny"]
+
+    service.update(kid, actor="ops", plan="small")  # the owner lifts it: no longer refused
+    assert service.get(kid).quota_exhausted_until is None
+    usage(requests(kid, T0 + 60, 10, first=100))  # 20 today: small's quota too
+
+    assert service.get(kid).quota_exhausted_until == TODAY + DAY
+    assert [a["quota"]["plan"] for a in quota_alerts(targets)] == ["small"]
 
 
 def test_a_monthly_quota_exhausted_on_the_first_of_the_month_is_alerted_after_a_daily_one(

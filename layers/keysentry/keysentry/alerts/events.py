@@ -162,10 +162,12 @@ QUOTA_EXHAUSTED: Final = "quota_exhausted"
 QUOTA_SEVERITY: Final = "medium"
 
 
-def quota_event_id(kid: str, period: str, period_start: int) -> str:
-    """The same whenever the key is found over its quota in that period: one alert per key and period.
-    The period's kind is part of it: a day, a week and a month may start at the same midnight."""
-    return f"{QUOTA_EXHAUSTED}:{kid}:{period}:{_iso(period_start)}"
+def quota_event_id(kid: str, plan: str, period: str, period_start: int) -> str:
+    """The same whenever the key is found over its plan's quota in that period: one alert per key,
+    plan and period. The period's kind is part of it (a day, a week and a month may start at the same
+    midnight), and so is the plan: a key moved to a larger plan the day it used up the smaller's is
+    alerted again when it uses up the larger's."""
+    return f"{QUOTA_EXHAUSTED}:{kid}:{plan}:{period}:{_iso(period_start)}"
 
 
 def quota_event(
@@ -178,7 +180,7 @@ def quota_event(
     limit, period = plan.quota.limit, plan.quota.period
     return {
         "schema_version": SCHEMA_VERSION,
-        "id": quota_event_id(record.kid, period, period_start),
+        "id": quota_event_id(record.kid, plan.name, period, period_start),
         "type": QUOTA_EXHAUSTED,
         "severity": QUOTA_SEVERITY,
         "kid": record.kid,

@@ -11,7 +11,7 @@ so the keys far from any quota (most keys, most batches) cost no read of the key
 already marked until the period's end costs no write.
 
 Once: the mark is conditional (the first to set it wins) and the alert's id (``quota_exhausted:<kid>:
-<period>:<period start>``) is claimed in the idempotency table by the invocation that set the mark, or by a
+<plan>:<period>:<period start>``) is claimed in the idempotency table by the invocation that set the mark, or by a
 redelivered batch (the one whose publish failed before: it was released). A batch whose alert could
 not be published fails after marking: enforcement never waits for an alert.
 """
@@ -165,7 +165,7 @@ class QuotaWatcher:
         # a batch delivered again may be the one whose alert failed: its claim was released
         if not (marked_now or (held and replayed)):
             return None
-        if not self.once.claim(quota_event_id(record.kid, found.period, found.start)):
+        if not self.once.claim(quota_event_id(record.kid, found.plan.name, found.period, found.start)):
             return None
         return quota_event(
             record,
