@@ -28,7 +28,7 @@ def access_lines(count: int = LINES, keys: int = KEYS, seed: int = 7) -> list[tu
             "requestTime": str(at),
             "apiId": "a1b2c3d4e5",
             "stage": "prod",
-            "keyId": f"KEY{rng.randrange(keys):09d}",
+            "keyId": (kid := f"KEY{rng.randrange(keys):09d}"),
             "httpMethod": method,
             "route": route,
             "path": "/prod" + route.replace("{symbol}", "ACME"),
@@ -37,6 +37,7 @@ def access_lines(count: int = LINES, keys: int = KEYS, seed: int = 7) -> list[tu
             "responseLength": str(rng.randrange(100, 5000)),
             "latency": str(rng.randrange(5, 300)),
             "authorizerError": "-",
+            "meter": kid,  # a plan with a quota, the first key of its chain
         }
         lines.append((at, json.dumps(line, separators=(",", ":"))))
     return lines

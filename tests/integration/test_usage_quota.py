@@ -95,8 +95,13 @@ def new_key(service: Any, stack: Any, plan: str | None = None) -> str:
     return kid
 
 
-def requests(kid: str, at: int, count: int, first: int = 0) -> list[tuple[int, str]]:
-    return [(at + i % 600, access_line(kid, (at + i % 600) * 1000, n=first + i)) for i in range(count)]
+def requests(
+    kid: str, at: int, count: int, first: int = 0, meter: str | None = None
+) -> list[tuple[int, str]]:
+    return [
+        (at + i % 600, access_line(kid, (at + i % 600) * 1000, n=first + i, meter=meter))
+        for i in range(count)
+    ]
 
 
 def quota_alerts(targets: Targets) -> list[dict[str, Any]]:
@@ -175,6 +180,20 @@ def test_a_key_far_from_every_quota_costs_no_call_on_the_keys_table(
     usage(requests(tiny, T0, 5, first=100))  # the tenth: read and marked
     usage(requests(tiny, T0, 5, first=200))  # read, already marked: no write
     assert keys_table_calls == ["GetItem", "UpdateItem", "GetItem"]
+
+
+def test_a_busy_key_whose_lines_say_it_has_no_quota_costs_no_quota_read_at_all(
+    usage: Any, service: Any, stack: Any, keys_table_calls: list[str]
+) -> None:
+    """The authorizer leaves ``meter`` empty for a plan without a quota: however busy the key, the
+    watcher reads neither its record nor its period's days for a quota."""
+    busy = new_key(service, stack)
+    keys_table_calls.clear()
+    usage(requests(busy, T0, 50, meter="-"))
+    assert keys_table_calls == []
+    tiny = new_key(service, stack, "tiny")  # its lines name its meter: held to its quota
+    usage(requests(tiny, T0, 10, meter=tiny))
+    assert service.get(tiny).quota_exhausted_until == TODAY + DAY
 
 
 def test_a_weekly_quota_counts_the_days_of_the_iso_week(

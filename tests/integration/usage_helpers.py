@@ -32,8 +32,10 @@ def access_line(
     length: int = 120,
     latency: int = 25,
     n: int = 0,
-    meter: str = "-",
+    meter: str | None = None,
 ) -> str:
+    """An access log line as the template's format writes it; ``meter``: the authorizer's (None: a
+    line of a format without the field, held to a quota as the record says)."""
     return json.dumps(
         {
             "requestId": f"req-{kid}-{at_ms}-{n}",
@@ -49,7 +51,7 @@ def access_line(
             "responseLength": str(length),
             "latency": str(latency),
             "authorizerError": "-",
-            "meter": meter,
+            **({"meter": meter} if meter is not None else {}),
         },
         separators=(",", ":"),
     )

@@ -49,6 +49,7 @@ class Recorded:
     held: dict[ItemKey, Item]
     replayed: bool  # every chunk was counted before: a redelivery
     meters: dict[str, str] = field(default_factory=dict)  # kid -> its chain's first key (Batch.meters)
+    quota_free: frozenset[str] = frozenset()  # keys whose lines said they have no quota
 
 
 class Watcher(Protocol):
@@ -151,4 +152,6 @@ class Metering:
                 days[(meter, day)] = merged(held.get(day_key), KeyHour())
             if day_key in written:
                 days[(meter, day)].chained += requests
-        return Recorded(dict(batch.keys), hours, days, held, not written, dict(batch.meters))
+        return Recorded(
+            dict(batch.keys), hours, days, held, not written, dict(batch.meters), batch.quota_free()
+        )

@@ -205,13 +205,16 @@ def _route_name(route: str, method: str) -> str:
 @dataclass
 class Batch:
     """One subscription batch, folded: per (kid, hour start) and, without a key, per (api, hour);
-    and the requests of later keys of a chain, per (its first key, day start), with each such
-    key's ``meter``."""
+    and, from the lines' ``meter`` (the authorizer's: set for a key whose plan has a quota, to the
+    first key of its rotation chain), the requests of later keys of a chain per (its first key, day
+    start), each such key's meter, and which keys' lines said they have no quota."""
 
     keys: dict[tuple[str, int], KeyHour] = field(default_factory=dict)
     keyless: dict[tuple[str, int], KeyHour] = field(default_factory=dict)
     chained: Counter[tuple[str, int]] = field(default_factory=Counter)
     meters: dict[str, str] = field(default_factory=dict)
+    metered: set[str] = field(default_factory=set)  # keys with a line naming a meter
+    unmetered: set[str] = field(default_factory=set)  # keys with a line whose meter is empty
     unreadable: int = 0
 
     def _hour(self, table: dict[tuple[str, int], KeyHour], name: str, timestamp_ms: int) -> KeyHour:
@@ -259,12 +262,25 @@ class Batch:
             when = timestamp_ms
         if kid and kid != OTHER:
             self._hour(self.keys, kid, when).add_request(line)
-            meter = _name(line.get("meter"), _KID)
-            if meter and meter not in (OTHER, kid):
-                self.meters[kid] = meter
-                self.chained[(meter, when // 1000 // DAY * DAY)] += 1
+            if "meter" in line:
+                self._meter(kid, _name(line["meter"], _KID), when)
         else:
             self._hour(self.keyless, _name(line.get("apiId"), _API_ID) or OTHER, when).add_request(line)
+
+    def _meter(self, kid: str, meter: str, when_ms: int) -> None:
+        """What the line's ``meter`` says of the key's quota: none (empty: no quota to count), its
+        own, or its chain's, whose first key's day counts the request too."""
+        if not meter:
+            self.unmetered.add(kid)
+            return
+        self.metered.add(kid)
+        if meter not in (OTHER, kid):
+            self.meters[kid] = meter
+            self.chained[(meter, when_ms // 1000 // DAY * DAY)] += 1
+
+    def quota_free(self) -> frozenset[str]:
+        """The keys whose every line said their plan has no quota: no quota to hold them to."""
+        return frozenset(self.unmetered - self.metered)
 
     def add_decision_line(self, message: str, timestamp_ms: int) -> None:
         """One authorizer log line: a refusal of a known key counts under its reason; other lines

@@ -5,10 +5,12 @@ is marked ``quota_exhausted_until`` the period's end, which the authorizer reads
 already reads (refusing ``quota_exceeded``), and a ``quota_exhausted`` alert goes out once per key and
 period. docs/plans.md, "HTTP APIs: quotas from the usage pipeline", gives the bound.
 
-Cost: the period's daily items are read with the batch's own (one BatchGetItem); a key's record is
-read only when its count in some period reaches the smallest quota of that period among the plans,
+Cost: a key whose access log lines say its plan has no quota (an empty ``meter``) costs nothing. For
+the others, the period's daily items are read with the batch's own (one BatchGetItem); a key's record
+is read only when its count in some period reaches the smallest quota of that period among the plans,
 so the keys far from any quota (most keys, most batches) cost no read of the keys table; a record
-already marked until the period's end costs no write.
+already marked until the period's end costs no write. Lines without the field (an access log format
+from before it) are held to the quota as lines that name a meter.
 
 Once: the mark is conditional (the first to set it wins) and the alert's id (``quota_exhausted:<kid>:
 <plan>:<period>:<period start>``) is claimed in the idempotency table by the invocation that set the mark, or by a
@@ -100,7 +102,10 @@ class QuotaWatcher:
         day in it (later days hold nothing yet): a key's own, or its chain's first key's."""
         today = int(self.clock()) // DAY * DAY
         last: dict[tuple[str, str, int, int], int] = {}
+        free = batch.quota_free()
         for kid, hour in batch.keys:
+            if kid in free:
+                continue
             for period in self._open_periods(hour):
                 key = (batch.meters.get(kid, kid), *period)
                 last[key] = max(last.get(key, today), hour // DAY * DAY)
@@ -122,7 +127,12 @@ class QuotaWatcher:
         """The keys at or past their plan's quota, counted with their chain (its first key's days
         hold the chain's requests): a record read only for a count at a period's floor."""
         over: dict[str, list[tuple[str, int, int, int]]] = {}
-        open_periods = {(kid, *p) for kid, hour in recorded.added for p in self._open_periods(hour)}
+        open_periods = {
+            (kid, *p)
+            for kid, hour in recorded.added
+            if kid not in recorded.quota_free
+            for p in self._open_periods(hour)
+        }
         for kid, period, start, end in sorted(open_periods):
             used = period_total(recorded, recorded.meters.get(kid, kid), start, end)
             if used >= self.floors[period]:

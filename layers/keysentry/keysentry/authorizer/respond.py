@@ -80,11 +80,12 @@ def _owner_context(record: KeyRecord, default_plan: str, metered: frozenset[str]
     with ``ctx_`` (at most ten, strings; :func:`keysentry.model.context_metadata`). keysentry's own
     context keys never start with ``ctx_``: an owner's entry cannot stand in for one.
 
-    ``meter``: on a plan with a quota, the first key of a rotated key's chain, which the access log
-    carries to the usage pipeline so the chain's requests count against one quota; "" otherwise (a
-    chain is counted only where a quota needs it: the count costs a write)."""
+    ``meter``: on a plan with a quota, the first key of the key's rotation chain (its own id for a
+    key that starts one), which the access log carries to the usage pipeline so that the chain's
+    requests count against one quota; "" on a plan without one, which spares the pipeline every
+    quota read and write for the key."""
     plan = record.plan or default_plan
-    meter = (record.meter or "") if plan in metered else ""
+    meter = (record.meter or record.kid) if plan in metered else ""
     return {**context_metadata(record.metadata), "plan": plan, "meter": meter}
 
 
