@@ -75,13 +75,15 @@ def test_the_sample_http_api_is_behind_the_authorizer_and_throttles_every_route(
     api = props(resources, "SampleHttpApi")
     authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
     assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["AuthorizerFunction", "Arn"]}
-    assert (authorizer["AuthorizerPayloadFormatVersion"], authorizer["EnableSimpleResponses"]) == (
-        "2.0",
-        True,
-    )
-    assert authorizer["Identity"] == {"Headers": ["X-Api-Key"], "ReauthorizeEvery": 0}  # no gateway cache
+    assert authorizer["AuthorizerPayloadFormatVersion"] == "2.0"
+    # the gateway reads the answer in the form the authorizer gives it (AuthorizerHttpResponse)
     template = load_template(ROOT / "template.yaml")
-    assert template["Parameters"]["AuthorizerHttpResponse"]["Default"] == "simple"
+    assert authorizer["EnableSimpleResponses"] == {"Fn::If": ["HttpSimpleResponses", True, False]}
+    assert template["Conditions"]["HttpSimpleResponses"] == {
+        "Fn::Equals": [{"Ref": "AuthorizerHttpResponse"}, "simple"]
+    }
+    assert "AWS::LanguageExtensions" in template["Transform"]  # resolves the !If before SAM reads it
+    assert authorizer["Identity"] == {"Headers": ["X-Api-Key"], "ReauthorizeEvery": 0}  # no gateway cache
     routes = {
         f"{e['Properties']['Method'].upper()} {e['Properties']['Path']}"
         for e in props(resources, "SampleBackendFunction")["Events"].values()
