@@ -170,3 +170,82 @@ def test_a_key_refused_for_its_quota_hands_the_refusal_to_its_successor(
     assert not allowed(handler.lambda_handler(doc, lambda_context))
     clock.now = PERIOD_END
     assert allowed(handler.lambda_handler(doc, lambda_context))
+
+
+SELF_ROUTES = (
+    '{"GET /v1/prices": "prices:read", "GET /v1/prices/*": "prices:read", "GET /self": "",'
+    ' "GET /self/usage": "", "POST /self/rotate": "keys:rotate-self", "POST /self/successor": "",'
+    ' "POST /self/revoke": ""}'
+)
+
+
+def request_to(token: str, method: str, path: str) -> dict[str, Any]:
+    """A REST request event for ``method path`` on the stage (the management API's shape)."""
+    doc = event("authorizer_rest_request_valid", token)
+    doc["methodArn"] = f"arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod/{method}{path}"
+    doc["resource"] = doc["path"] = doc["requestContext"]["resourcePath"] = path
+    doc["httpMethod"] = doc["requestContext"]["httpMethod"] = method
+    doc["requestContext"]["path"] = "/prod" + path
+    doc["pathParameters"] = {}
+    return doc
+
+
+def test_a_key_refused_for_its_quota_still_reaches_its_own_routes_and_no_other(
+    service: Any, stack: Any, clock: FakeClock, mono: Monotonic, lambda_context: Any, monkeypatch: Any
+) -> None:
+    """Its holder reads when the refusal ends, revokes a drained key, collects a successor; the
+    policy a gateway may cache for it allows that one route, so no cached copy opens the API."""
+    install_authorizer(stack, clock, SELF_ROUTES, monkeypatch, monotonic=mono)
+    scopes = ["prices:read", "keys:rotate-self"]
+    issued = service.create("acme", actor="ops", env="test", plan="free", scopes=scopes)
+    mark_exhausted(stack, issued.record.kid, PERIOD_END)
+    prices = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod/GET/v1/prices"
+    for method, path in [
+        ("GET", "/self"),
+        ("GET", "/self/usage"),
+        ("POST", "/self/rotate"),
+        ("POST", "/self/successor"),
+        ("POST", "/self/revoke"),
+    ]:
+        response = handler.lambda_handler(request_to(issued.token, method, path), lambda_context)
+        asked = f"arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/prod/{method}{path}"
+        assert effect(response, asked) == "Allow", path
+        assert effect(response, prices) != "Allow", path  # the cached copy allows no protected route
+    response = handler.lambda_handler(request_to(issued.token, "GET", "/v1/prices"), lambda_context)
+    assert effect(response) == "Deny"
+
+
+def test_a_double_quote_in_the_path_is_refused_before_any_key_is_looked_at(
+    authorizer: Authorizer, service: Any, lambda_context: Any, capfd: Any
+) -> None:
+    """A quote is never legal in a URI, and it is the one character that could break out of its
+    field in the JSON access log (and so out of the count)."""
+    issued = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
+    for path in ('/v1/prices/A":B', '/v1/prices/A"B'):
+        capfd.readouterr()
+        assert effect(handler.lambda_handler(request_to(issued.token, "GET", path), lambda_context)) == "Deny"
+        (decision,) = emitted_metrics(capfd.readouterr().out)
+        assert decision["reason"] == "path_not_canonical"
+
+
+@pytest.fixture
+def free_by_default(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEFAULT_PLAN", "free")
+
+
+def test_naming_the_plan_a_key_is_already_on_keeps_its_refusal(
+    free_by_default: None, service: Any, stack: Any
+) -> None:
+    """A key from before plans is on the default: naming the default is no plan change."""
+    kid = service.create("acme", actor="ops").record.kid
+    aws.client("dynamodb").update_item(  # a key from before plans were kept: no plan on its record
+        TableName=stack.refs["KeysTable"],
+        Key={"pk": {"S": kid}, "sk": {"S": "KEY"}},
+        UpdateExpression="REMOVE #p",
+        ExpressionAttributeNames={"#p": "plan"},
+    )
+    mark_exhausted(stack, kid, PERIOD_END)
+    service.update(kid, actor="ops", plan="free", name="renamed")
+    assert service.get(kid).quota_exhausted_until == PERIOD_END
+    service.update(kid, actor="ops", plan="pro")  # a real change lifts it
+    assert service.get(kid).quota_exhausted_until is None

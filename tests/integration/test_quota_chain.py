@@ -25,6 +25,7 @@ DAY = 86_400
 PERIOD_END = T0 - T0 % DAY + DAY
 PLANS = {
     "tiny": {"rate": 5, "burst": 10, "quota": {"limit": 10, "period": "DAY"}},
+    "roomy": {"rate": 5, "burst": 10, "quota": {"limit": 1000, "period": "DAY"}},
     "open": {"rate": 5, "burst": 10},
 }
 SCOPES = ["prices:read", "keys:rotate-self"]
@@ -80,6 +81,7 @@ def gateway(
         mono.now += authorizer.cache.ttl  # the containers read the records again
 
     call.deliver = deliver  # type: ignore[attr-defined]
+    call.pending = pending  # type: ignore[attr-defined]
     yield call
     sys.modules.pop("handler", None)
 
@@ -132,3 +134,67 @@ def test_a_quota_counts_afresh_for_a_new_key_of_the_same_owner(gateway: Any, ser
     fresh = service.create("acme", actor="ops", plan="tiny", scopes=SCOPES)
     assert gateway(spent.token, 100) == "quota_exceeded"
     assert gateway(fresh.token, 101) is None
+
+
+def test_every_live_key_of_a_long_chain_is_refused_once_the_chain_reaches_its_quota(
+    gateway: Any, service: Any
+) -> None:
+    keys = [service.create("acme", actor="ops", plan="tiny", scopes=SCOPES)]
+    for _ in range(20):  # every predecessor stays in its grace window
+        keys.append(service.rotate_self(keys[-1].record.kid))
+    service.suspend(keys[10].record.kid, actor="ops", reason="check")  # 10 and later: suspended,
+    service.resume(keys[-1].record.kid, actor="ops")  # the newest resumed (its owner's false alarm)
+    assert [gateway(keys[-1].token, n) for n in range(10)] == [None] * 10
+    gateway.deliver()
+
+    records = [service.get(k.record.kid) for k in keys]
+    assert all(
+        r.quota_exhausted_until is not None for r in records
+    )  # suspended ones too: no window on resume
+    usable = [k for k, r in zip(keys, records, strict=True) if str(r.status) != "suspended"]
+    assert len(usable) == 11
+    assert {gateway(k.token, 100 + n) for n, k in enumerate(usable)} == {"quota_exceeded"}
+
+
+def test_a_busy_key_below_its_plans_quota_costs_one_record_read_per_batch_however_long_its_chain(
+    gateway: Any, service: Any, stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the smallest quota (tiny's 10) the record is read; the chain only once the key is over."""
+    from keysentry.store import KeyStore
+
+    keys = [service.create("acme", actor="ops", plan="roomy", scopes=SCOPES)]
+    for _ in range(5):
+        keys.append(service.rotate_self(keys[-1].record.kid))
+    reads: list[str] = []
+    read = KeyStore.get
+
+    def counted(store: KeyStore, kid: str) -> Any:
+        reads.append(kid)
+        return read(store, kid)
+
+    monkeypatch.setattr(KeyStore, "get", counted)
+    for batch in range(3):
+        for n in range(20):
+            gateway(keys[-1].token, batch * 100 + n)
+        gateway.deliver()
+    assert reads == [keys[-1].record.kid] * 3
+
+
+@pytest.mark.parametrize("escaped", [True, False])
+def test_a_holders_quote_in_the_path_does_not_take_its_requests_out_of_the_count(
+    gateway: Any, service: Any, clock: FakeClock, escaped: bool
+) -> None:
+    """Should a gateway write a caller's quote into the path field (the authorizer refuses such
+    paths; this is the line's side), the request still counts under the key the line starts with."""
+    issued = service.create("acme", actor="ops", plan="tiny", scopes=SCOPES)
+    kid = issued.record.kid
+    for n in range(10):
+        line = json.loads(access_line(kid, int(clock.now) * 1000, n=n, meter=kid))
+        line["path"] = '/dev/v1/prices/A":B'
+        text = json.dumps(line, separators=(",", ":"))
+        if not escaped:
+            text = text.replace('A\\":B', 'A":B')
+        gateway.pending.append((int(clock.now), text))
+    gateway.deliver()
+    assert gateway(issued.token, 100) == "quota_exceeded"
+    assert service.usage(kid)["requests"] == 10

@@ -174,6 +174,11 @@ _REASON: Final = re.compile(r"[a-z0-9_]{1,64}")
 _KID: Final = re.compile(r"[0-9A-Za-z]{12}")  # keyformat's key id
 _API_ID: Final = re.compile(r"[0-9A-Za-z]{1,32}")
 _METHOD: Final = re.compile(r"[A-Z]{3,7}")
+# The start of a line in ACCESS_LOG_FORMAT up to the key id: the gateway's fields, none a caller's.
+_KEYED_PREFIX: Final = re.compile(
+    r'\{"requestId":"[0-9A-Za-z=+/_-]{1,64}","requestTime":"[0-9]{1,16}","apiId":"[0-9A-Za-z]{1,32}",'
+    r'"stage":"[$0-9A-Za-z_-]{1,128}","keyId":"([0-9A-Za-z]{12})",'
+)
 
 
 def _name(value: Any, shape: re.Pattern[str]) -> str:
@@ -242,19 +247,29 @@ class Batch:
         elif line is not None and "message" in line:
             self._decision(line, timestamp_ms)
         else:
-            self.unreadable += 1
+            self._unreadable(message, timestamp_ms)
 
     def add_access_line(self, message: str, timestamp_ms: int) -> None:
         """One access log line (its event's timestamp, ms): counted under its key, or its API."""
         line = _json_object(message)
         if line is None or "requestId" not in line:
-            self.unreadable += 1
+            self._unreadable(message, timestamp_ms)
             return
         self._access(line, message, timestamp_ms)
 
+    def _unreadable(self, message: str, timestamp_ms: int) -> None:
+        """A line that cannot be read whole is unreadable; one that starts as the format does still
+        counts as a request of its key (and nothing more), so that a caller who writes a quote into
+        the path cannot make their own requests go uncounted: the fields before the path are the
+        gateway's own, so the key id there is the authorizer's."""
+        self.unreadable += 1
+        found = _KEYED_PREFIX.match(message)
+        if found is not None and "ks_" not in found.group(1):
+            self._hour(self.keys, found.group(1), timestamp_ms).add_request({})
+
     def _access(self, line: dict[str, Any], message: str, timestamp_ms: int) -> None:
         if message.count('":') != len(line):  # a field named twice, or a value holding '":'
-            self.unreadable += 1
+            self._unreadable(message, timestamp_ms)
             return
         kid = _name(line.get("keyId"), _KID)
         when = _number(line.get("requestTime"))

@@ -36,7 +36,9 @@ from keysentry.plans import Plan, Plans, period_bounds
 from keysentry.store.usage import DAY, ItemKey, day_sk, decode, key_pk
 from keysentry.usage import Batch
 
-MAX_CHAIN: Final = 16  # the live keys a chain holds at once, each way from the key over its quota
+# The keys read each way along a chain from the key found over its quota: past the keys a holder or
+# the schedule may mint in a row (keysentry.service.MAX_HOLDER_CHAIN, 50), with room for the owner's.
+MAX_CHAIN: Final = 64
 
 
 class QuotaKeys(Protocol):
@@ -140,35 +142,40 @@ class QuotaWatcher:
         found: dict[str, Exhausted] = {}
         for kid, candidates in sorted(over.items()):
             record = self._record(kid)
-            for member in self._chain(record) if record is not None else ():
-                plan = self._plan(member)
-                if member.kid in found or plan is None or plan.quota is None:
-                    continue
-                for period, start, end, used in candidates:
-                    if period == plan.quota.period and used >= plan.quota.limit:
-                        found[member.kid] = Exhausted(member, plan, period, start, end, used)
+            exhausted = _exhausted(record, self._plan(record), candidates) if record else None
+            if record is None or exhausted is None or kid in found:
+                continue
+            found[kid] = exhausted
+            if _held(exhausted) and not recorded.replayed:
+                continue  # marked before, with its chain: no walk (a busy key's batches cost one read)
+            for member in self._chain(record):
+                more = _exhausted(member, self._plan(member), candidates)
+                if more is not None:
+                    found.setdefault(member.kid, more)
         return list(found.values())
 
     def _chain(self, record: KeyRecord) -> list[KeyRecord]:
-        """The live keys of ``record``'s rotation chain, itself among them: a predecessor in its grace
-        window is held to the quota its successor used up, whether or not the batch saw it."""
+        """The other live keys of ``record``'s rotation chain: a predecessor in its grace window (or
+        a suspended key its owner may resume) is held to the quota its chain used up, whether or not
+        the batch saw it. Read only when a key is found exhausted, once per chain and period."""
         meter = record.meter or record.kid
-        members = [record] if record.is_live else []
+        members = []
         for link in ("predecessor", "successor"):
             current = record
             for _ in range(MAX_CHAIN):
                 kid = getattr(current, link)
                 nxt = self._record(kid) if kid else None
-                if nxt is None or (nxt.meter or nxt.kid) != meter or not nxt.is_live:
+                if nxt is None or (nxt.meter or nxt.kid) != meter:
                     break
-                members.append(nxt)
+                if nxt.is_live:  # a revoked key in the middle is passed over, not an end
+                    members.append(nxt)
                 current = nxt
         return members
 
     def _act(self, found: Exhausted, replayed: bool) -> dict[str, Any] | None:
         """Mark the key; the alert's event if this invocation is the one to send it."""
         record = found.record
-        held = record.quota_exhausted_until is not None and record.quota_exhausted_until >= found.end
+        held = _held(found)
         marked_now = not held and self.keys.mark_quota_exhausted(record.kid, found.end, record.plan)
         if marked_now:
             self.marked.append(record.kid)
@@ -195,6 +202,26 @@ class QuotaWatcher:
             return self.keys.get(kid)
         except KeyNotFoundError:
             return None
+
+
+def _exhausted(
+    record: KeyRecord, plan: Plan | None, candidates: list[tuple[str, int, int, int]]
+) -> Exhausted | None:
+    """``record`` at or past its plan's quota in one of the candidate periods (period, start, end,
+    the chain's count); None when not, or when it is not live (a revoked or expired key is not
+    marked; a suspended one is, so that resuming it opens no window)."""
+    if plan is None or plan.quota is None or not record.is_live:
+        return None
+    for period, start, end, used in candidates:
+        if period == plan.quota.period and used >= plan.quota.limit:
+            return Exhausted(record, plan, period, start, end, used)
+    return None
+
+
+def _held(found: Exhausted) -> bool:
+    """Whether the key is marked until the period's end already."""
+    until = found.record.quota_exhausted_until
+    return until is not None and until >= found.end
 
 
 def period_total(recorded: Recorded, meter: str, start: int, end: int) -> int:

@@ -20,7 +20,7 @@ from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
 from keysentry.authorizer.events import Request
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import path_is_canonical
-from keysentry.authorizer.respond import Contexts, allowed
+from keysentry.authorizer.respond import HOLDER_ROUTES, Contexts, allowed, quota_marked
 from keysentry.authorizer.usage import UsageRecorder
 from keysentry.errors import MalformedKeyError
 from keysentry.identify import identify_token
@@ -214,9 +214,9 @@ class Authorizer:
         entry = self.cache.get(record.kid, self.monotonic())
         if entry is None:
             return decision
-        if decision.outcome is Outcome.ALLOW:
-            decision = replace(decision, allowed=allowed(self, record, request.method_arn))
         now = request.decided_at if request.decided_at is not None else int(self.clock())
+        if decision.outcome is Outcome.ALLOW:
+            decision = replace(decision, allowed=allowed(self, record, request.method_arn, now))
         self.cache.remember(key, entry.expires, _boundary(record, now), decision)
         return decision
 
@@ -292,7 +292,7 @@ class Authorizer:
             denial = _ip_denial(entry, request.source_ip)
             if denial:
                 return denial
-        if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
+        if quota_marked(record, now) and (request.method, request.path) not in HOLDER_ROUTES:
             return "quota_exceeded"  # the usage pipeline's mark, read from the record held: no AWS call
         required = self.routes.required_scope(request.method, request.path)
         if required is None:

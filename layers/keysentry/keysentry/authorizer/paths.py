@@ -10,8 +10,10 @@ from keysentry.routes import UNRESERVED
 
 # Anything here may make a path match one rule yet reach another route: dot segments, encoded or
 # back slashes, encodings of characters that never need one, control characters, IAM wildcards,
-# Unicode that normalizes to a separator. Plain paths have none of them and cost one scan.
-_SUSPECT_CHARS: Final = frozenset("%.\\;*?")
+# Unicode that normalizes to a separator, a double quote (never legal in a URI, and the one character
+# that could break out of its field in a JSON access log line). Plain paths have none of them and
+# cost one scan.
+_SUSPECT_CHARS: Final = frozenset('%.\\;*?"')
 _NEVER_ENCODED: Final = frozenset((UNRESERVED + "/\\%*?;").encode()) | frozenset(range(0x20)) | {0x7F}
 _SEPARATORS: Final = "./\\%;*?"
 # A "%" that is not an escape of its own but that a decoder still gives meaning to: "%0"/"%1" (a
@@ -30,7 +32,7 @@ def path_is_canonical(path: str) -> bool:
 
 @lru_cache(maxsize=1024)
 def _path_is_canonical(path: str) -> bool:
-    if not path.isprintable() or any(s in path for s in ("\\", "*", "?", "//")):
+    if not path.isprintable() or any(s in path for s in ("\\", "*", "?", "//", '"')):
         return False
     if _has_dot_segment(path):
         return False
@@ -81,12 +83,12 @@ def _folds_to_separator(text: str) -> bool:
 def _noncanonical_globs() -> tuple[str, ...]:
     """ARN globs (after ``{prefix}/*``: any method, then the path) for the spellings
     :func:`path_is_canonical` refuses, so that a cached Allow never covers them, and for nothing it
-    accepts: dot segments (also with ``;`` after them), ``//``, a backslash, the stray ``%`` forms of
+    accepts: dot segments (also with ``;`` after them), ``//``, a backslash, a double quote, the stray ``%`` forms of
     ``_MEANINGFUL_STRAY_PERCENT``, the encoding of every byte that never needs one (``.``, ``/``,
     ``\\``, ``%``, ``;``, letters, digits, control characters ...) in either case, and the overlong
     UTF-8 lead bytes by which old decoders read ``%C0%AE`` as ``.``.
     ``*`` matches any run of characters, ``/`` included; ``?`` one character."""
-    globs = ["/./*", "/../*", "/.", "/..", "/.;*", "/..;*", "//*", "\\*"]
+    globs = ["/./*", "/../*", "/.", "/..", "/.;*", "/..;*", "//*", "\\*", '"*']
     globs += ["%0*", "%1*", "%u*", "%U*", "%+*", "%%*", "%?%*"]  # _MEANINGFUL_STRAY_PERCENT
     for byte in sorted(b for b in _NEVER_ENCODED if b >= 0x20):
         globs += _either_case(f"{byte:02X}")

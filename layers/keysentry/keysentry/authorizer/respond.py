@@ -24,6 +24,22 @@ if TYPE_CHECKING:
 # Denials that depend on the route asked about; every other denial of a known key holds on every
 # route of the stage (the gateway's cache key holds the key and the source address).
 ROUTE_DENIALS: Final = frozenset({"route_not_mapped", "scope_missing", "path_not_canonical"})
+# The key holder's own routes on keysentry's management API: a key refused for its quota still reads
+# itself (when the refusal ends), revokes itself, rotates and collects its successor there.
+HOLDER_ROUTES: Final = frozenset(
+    {
+        ("GET", "/self"),
+        ("GET", "/self/usage"),
+        ("POST", "/self/rotate"),
+        ("POST", "/self/successor"),
+        ("POST", "/self/revoke"),
+    }
+)
+
+
+def quota_marked(record: KeyRecord, now: int) -> bool:
+    """Whether the usage pipeline's quota mark refuses the key at ``now``."""
+    return record.quota_exhausted_until is not None and record.quota_exhausted_until > now
 
 
 class Unauthorized(Exception):  # API Gateway answers 401 for exactly this message
@@ -89,12 +105,22 @@ def _owner_context(record: KeyRecord, default_plan: str, metered: frozenset[str]
     return {**context_metadata(record.metadata), "plan": plan, "meter": meter}
 
 
-def allowed(authorizer: Authorizer, record: KeyRecord, arn: MethodArn | None) -> Allowed:
+def allowed(authorizer: Authorizer, record: KeyRecord, arn: MethodArn | None, now: int) -> Allowed:
     """An Allow's response parts for ``record`` on ``arn``'s stage, to remember with the decision."""
     base, due = authorizer.contexts.base(record)
     prefix = arn.prefix if arn is not None else None
-    document = _allow_document(authorizer.routes, prefix, record.scopes) if prefix is not None else None
-    return Allowed(prefix, authorizer.routes, document, base, due)
+    return Allowed(prefix, authorizer.routes, _document(authorizer, record, prefix, now), base, due)
+
+
+def _document(
+    authorizer: Authorizer, record: KeyRecord, prefix: str | None, now: int
+) -> dict[str, Any] | None:
+    """The Allow's policy for every route of the stage; None where it must name only the route asked
+    about: no stage, or a key refused for its quota, allowed only its own routes (HOLDER_ROUTES), so
+    that a cached copy allows no other."""
+    if prefix is None or quota_marked(record, now):
+        return None
+    return _allow_document(authorizer.routes, prefix, record.scopes)
 
 
 @lru_cache(maxsize=4096)
@@ -139,12 +165,12 @@ def _allow_response(
     arn = request.method_arn
     prefix = arn.prefix if arn is not None else None
     parts = decision.allowed
+    now = request.decided_at if request.decided_at is not None else int(authorizer.clock())
     if parts is not None and parts.prefix == prefix and parts.routes is authorizer.routes:
         base, due, document = parts.base, parts.due, parts.document
     else:
         base, due = authorizer.contexts.base(record)
-        document = _allow_document(authorizer.routes, prefix, record.scopes) if prefix is not None else None
-    now = request.decided_at if request.decided_at is not None else int(authorizer.clock())
+        document = _document(authorizer, record, prefix, now)
     context = _with_countdown(base, due, now)
     if simple:
         return {"isAuthorized": True, "context": context}

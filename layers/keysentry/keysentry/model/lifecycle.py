@@ -348,7 +348,12 @@ def update(
     check_allowed(record, Action.UPDATE)
     fields: dict[str, Any] = {}
     if "plan" in changes:
-        fields["plan"] = validate_plan(changes.pop("plan"), _plans(plans))
+        plans = _plans(plans)
+        plan = validate_plan(changes.pop("plan"), plans)
+        # the plan it is on already (a key from before plans is on the default) is no change: a
+        # quota refusal for that plan stays
+        if plan != (record.plan or plans.default):
+            fields["plan"] = plan
     if "name" in changes:
         fields["name"] = validate_name(changes.pop("name"))
     if "scopes" in changes:
