@@ -16,7 +16,6 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-from keysentry import aws
 from keysentry.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -32,6 +31,10 @@ class KmsBox:
 
     @property
     def client(self) -> KMSClient:
+        from keysentry import (
+            aws,
+        )  # here, not at import: a consumer opening a sealed successor has no botocore
+
         return self._client or aws.client("kms")
 
     def encrypt(self, kid: str, purpose: str, plaintext: str) -> str:

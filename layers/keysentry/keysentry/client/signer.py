@@ -1,21 +1,10 @@
-"""The consumer's helper: sign a request the way keysentry's authorizer verifies it (scheme KS2).
+"""Sign a request the way keysentry's authorizer verifies it (scheme KS2), with any HTTP client.
 
-Works with any HTTP client: it returns the headers to send (Content-Type among them, when given:
-it is signed), and ``query_string`` gives the query to send, in the one spelling an HTTP API
-accepts (a REST API accepts any spelling that decodes to the same parameters).
-
-    params = [("account", "main"), ("tag", "b")]
-    headers = sign("POST", "/v1/orders", params, payload, key=API_KEY, secret=SIGNING_SECRET,
-                   content_type="application/json")
-    requests.post(f"{base}/v1/orders?{query_string(params)}", data=payload, headers=headers)
-
-For Ed25519 or RSA keys pass ``private_key`` (a ``cryptography`` private key object or PEM bytes).
-
-A key with an X25519 delivery key gets its scheduled successor sealed (on the ``rotated`` alert's
-``sealed_successor``, and from ``POST /self/successor``):
-
-    successor = open_successor(response["sealed_successor"], private_key=X25519_PRIVATE_PEM)
-    successor["kid"], successor["key"]                          # and "signing_secret" for hmac keys
+``sign`` returns the headers to send (Content-Type among them, when given: it is signed), and
+``query_string`` gives the query to send, in the one spelling an HTTP API accepts (a REST API
+accepts any spelling that decodes to the same parameters). ``open_successor`` opens a successor
+sealed to the consumer's X25519 delivery key. The auth classes of :mod:`keysentry.client.requests`
+and :mod:`keysentry.client.httpx` do all of this for each request.
 """
 
 from __future__ import annotations
@@ -52,6 +41,26 @@ def _load_private(private_key: Any) -> Any:
         data = private_key.encode() if isinstance(private_key, str) else private_key
         return serialization.load_pem_private_key(data, password=None)
     return private_key
+
+
+def load_signing(signing: Any) -> tuple[str | None, Any]:
+    """(hmac secret, private key) from what a consumer signs with: None (a bearer key), the hmac
+    signing secret (a string), or an Ed25519 or RSA private key (a ``cryptography`` object, or
+    PEM bytes or text). Refuses anything else, naming what it got but never its value."""
+    if signing is None:
+        return None, None
+    if isinstance(signing, str) and not signing.lstrip().startswith("-----BEGIN"):
+        if not signing.strip():
+            raise ValueError("signing: the hmac signing secret is empty")
+        return signing, None
+    try:
+        _, private_key = _mode(None, signing)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "signing must be the hmac signing secret, or an Ed25519 or RSA private key "
+            f"(object or unencrypted PEM); got an unusable {type(signing).__name__}"
+        ) from None
+    return None, private_key
 
 
 def open_successor(sealed: Mapping[str, str], *, private_key: Any) -> dict[str, str]:

@@ -1,0 +1,93 @@
+"""keysentry for ``requests``: ``auth=KeysentryAuth(key, signing=...)`` on a request or a Session.
+
+Each request gets the key, and when the key signs, its KS2 signature over what is really sent
+(:mod:`keysentry.client.prepare` says what is refused, with :class:`UnsignableRequestError`,
+before anything leaves). A response's ``Keysentry-Rotate`` notice starts the collection of the
+successor, sent through the same connection adapter as the request (as requests' own digest auth
+does), and the switch (:mod:`keysentry.client.holder`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from keysentry.client.holder import KeyHolder, Pickup, Successor
+from keysentry.client.notice import ROTATE_HEADER
+from keysentry.client.prepare import UnsignableRequestError, body_bytes, prepare
+from requests.auth import AuthBase
+
+__all__ = ["KeysentryAuth", "Successor", "UnsignableRequestError"]
+
+
+class KeysentryAuth(AuthBase):
+    """``key``: the keysentry key. ``signing``: the hmac signing secret, or the Ed25519 or RSA
+    private key, for a key that signs. ``base_path``: the part of the URL's path before the API's
+    routes (``/prod``, a REST API's stage, on its execute-api URL). ``self_service`` (the
+    management API's URL, stage included) and ``on_successor`` turn on automatic rotation;
+    ``delivery_key`` opens successors sealed to the key's X25519 delivery key."""
+
+    def __init__(self, key: str, *, signing: Any = None, **options: Any) -> None:
+        self.holder = KeyHolder(key, signing=signing, **options)
+
+    def __repr__(self) -> str:
+        return f"KeysentryAuth(kid={self.holder.kid!r})"
+
+    @property
+    def kid(self) -> str:
+        """The id of the key in use (it changes when the client switches to a successor)."""
+        return self.holder.kid
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = body_bytes(request.body)
+        if body is not None and body is not request.body:
+            request.body = body  # the bytes digested are the bytes sent
+            request.prepare_content_length(body)
+        outgoing = prepare(
+            self.holder.signer,
+            request.method or "GET",
+            request.url or "",
+            request.headers.items(),
+            body,
+            base_path=self.holder.base_path,
+            clock=self.holder.clock,
+        )
+        request.url = outgoing.url
+        request.headers.update(outgoing.headers)
+        request.hooks["response"].append(self._on_response)
+        return request
+
+    def _on_response(self, response: requests.Response, **send_options: Any) -> None:
+        self.holder.observe(response.headers.get(ROTATE_HEADER))
+        work = self.holder.claim()
+        if work is None:
+            return
+        try:
+            if isinstance(work, Successor):
+                self.holder.store(work)
+            else:
+                self._collect(work, response, send_options)
+        finally:
+            self.holder.release()
+
+    def _collect(self, pickup: Pickup, response: requests.Response, send_options: dict[str, Any]) -> None:
+        request = requests.Request("POST", pickup.url, headers={"Accept": "application/json"}).prepare()
+        outgoing = prepare(
+            pickup.signer,
+            "POST",
+            pickup.url,
+            request.headers.items(),
+            None,
+            base_path=pickup.base_path,
+            clock=self.holder.clock,
+        )
+        request.url = outgoing.url
+        request.headers.update(outgoing.headers)
+        adapter = response.connection
+        try:
+            answer = adapter.send(request, **send_options)
+            status, body = answer.status_code, answer.content
+        except (requests.RequestException, OSError) as error:
+            self.holder.failed(error)
+            return
+        self.holder.collected(status, body)

@@ -1,0 +1,239 @@
+"""API Gateway in-process, for a real HTTP client stack: requests (a transport adapter) and httpx
+(a MockTransport) hand each request to :class:`LocalGateway`, which builds the event API Gateway
+would (REST REQUEST or HTTP API payload 2.0), asks the authorizer handler, and when it allows,
+calls the sample backend handler, or the management API handler for the /self routes.
+
+Two APIs, each on its stage ``/prod``: the sample API (``API``, REST or HTTP as asked) and the
+management API (``MANAGE``, always REST). One event at a time, as one Lambda container serves them.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import requests
+from keysentry import keyformat
+from keysentry.authorizer import Unauthorized
+from requests.structures import CaseInsensitiveDict
+
+from functions.api import handler as api_handler
+from functions.authorizer import handler as authorizer_handler
+from functions.sample_backend import handler as backend_handler
+from tests.integration.authz_helpers import iam_effect
+
+API = "https://api.example.test/prod"
+MANAGE = "https://manage.example.test/prod"
+STAGE = "/prod"
+ROUTES = (
+    '{"GET /v1/prices/*": "prices:read", "POST /v1/orders": "orders:write", '
+    '"GET /self": "", "POST /self/successor": ""}'
+)
+ARN = "arn:aws:execute-api:us-east-1:123456789012:{api}/prod/{method}{path}"
+Headers = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the gateway saw it: which key (by id), where, and the answer's status."""
+
+    kid: str | None
+    method: str
+    path: str
+    status: int
+
+
+def _kid(headers: Headers) -> str | None:
+    for name, value in headers:
+        if name.lower() == "x-api-key":
+            try:
+                return keyformat.parse(value).kid
+            except ValueError:
+                return None
+    return None
+
+
+def _body(body: bytes) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    try:
+        return body.decode(), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode(), True
+
+
+def _grouped(pairs: Headers) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def rest_event(api: str, method: str, path: str, query: str, headers: Headers, body: bytes) -> dict[str, Any]:
+    multi_headers, multi_query = _grouped(headers), _grouped(parse_qsl(query, keep_blank_values=True))
+    text, is_base64 = _body(body)
+    return {
+        "type": "REQUEST",
+        "methodArn": ARN.format(api=api, method=method, path=path),
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()},
+        "multiValueQueryStringParameters": multi_query,
+        "requestContext": {
+            "path": STAGE + path,
+            "accountId": "123456789012",
+            "stage": STAGE[1:],
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "203.0.113.10", "userAgent": "client-test"},
+            "resourcePath": path,
+            "httpMethod": method,
+            "apiId": api,
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def http_event(api: str, method: str, path: str, query: str, headers: Headers, body: bytes) -> dict[str, Any]:
+    joined = {name.lower(): ",".join(values) for name, values in _grouped(headers).items()}
+    text, is_base64 = _body(body)
+    return {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": ARN.format(api=api, method=method, path=path),
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": joined,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": api,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10"},
+            "requestId": str(uuid.uuid4()),
+            "stage": STAGE[1:],
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _as_rest_context(context: dict[str, Any], principal: str) -> dict[str, Any]:
+    """REST APIs hand the backend every context value as a string."""
+    strings = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in context.items()}
+    return {**strings, "principalId": principal}
+
+
+class LocalGateway:
+    def __init__(self, shape: str, lambda_context: Any) -> None:
+        assert shape in ("rest", "http")
+        self.shape = shape
+        self.lambda_context = lambda_context
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+
+    def refused(self) -> list[Call]:
+        return [call for call in self.calls if call.status >= 400]
+
+    def handle(self, method: str, url: str, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        parts = urlsplit(url)
+        assert parts.path.startswith(STAGE + "/"), url
+        path, management = parts.path[len(STAGE) :], parts.hostname == urlsplit(MANAGE).hostname
+        shape = "rest" if management else self.shape
+        build = rest_event if shape == "rest" else http_event
+        event = build("m4n4g3m3nt" if management else "a1b2c3d4e5", method, path, parts.query, headers, body)
+        with self._lock:
+            status, out_headers, content = self._serve(event, shape, management)
+            self.calls.append(Call(_kid(headers), method, path, status))
+        return status, out_headers, content
+
+    def _serve(self, event: dict[str, Any], shape: str, management: bool) -> tuple[int, Headers, bytes]:
+        asked = {k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")}
+        try:
+            answer = authorizer_handler.lambda_handler(asked, self.lambda_context)
+        except Unauthorized:
+            return 401, [], b'{"message":"Unauthorized"}'
+        except Exception:
+            return 500, [], b'{"message":null}'
+        if shape == "http":
+            if not answer.get("isAuthorized"):
+                return 403, [], b'{"message":"Forbidden"}'
+            event["requestContext"]["authorizer"] = {"lambda": answer.get("context", {})}
+        else:
+            if iam_effect(answer["policyDocument"], event["methodArn"]) != "Allow":
+                return 403, [], b'{"Message":"User is not authorized to access this resource"}'
+            event["requestContext"]["authorizer"] = _as_rest_context(answer["context"], answer["principalId"])
+        backend = api_handler if management else backend_handler
+        response = backend.lambda_handler(event, self.lambda_context)
+        content = response.get("body") or ""
+        raw = base64.b64decode(content) if response.get("isBase64Encoded") else content.encode()
+        out = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
+        out += [(k, str(v)) for k, vs in (response.get("multiValueHeaders") or {}).items() for v in vs]
+        return int(response["statusCode"]), out, raw
+
+
+class GatewayAdapter(requests.adapters.BaseAdapter):
+    """requests' transport: every request goes to the local gateway instead of the network."""
+
+    def __init__(self, gateway: LocalGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        body = request.body.encode() if isinstance(request.body, str) else request.body or b""
+        assert isinstance(body, bytes), "a streamed body reached the network"
+        status, headers, content = self.gateway.handle(
+            request.method or "GET", request.url or "", list(request.headers.items()), body
+        )
+        response = requests.Response()
+        response.status_code, response._content, response.url = status, content, request.url or ""
+        response.headers = CaseInsensitiveDict(dict(headers))
+        response.request, response.connection = request, self  # type: ignore[attr-defined]
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def requests_session(gateway: LocalGateway) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", GatewayAdapter(gateway))
+    return session
+
+
+def httpx_client(gateway: LocalGateway, auth: httpx.Auth | None = None) -> httpx.Client:
+    def handle(request: httpx.Request) -> httpx.Response:
+        status, headers, content = gateway.handle(
+            request.method, str(request.url), request.headers.multi_items(), request.read()
+        )
+        return httpx.Response(status, headers=headers, content=content)
+
+    return httpx.Client(transport=httpx.MockTransport(handle), auth=auth)
+
+
+def install_authorizer(stack: Any, clock: Any, monkeypatch: Any) -> Any:
+    """The authorizer over the test stack with ROUTES, no container cache (a rotation is seen at
+    once, as after the cache's TTL), signed requests checked against the test's clock."""
+    from keysentry.authorizer import Authorizer
+    from keysentry.peppers import PepperSource
+    from keysentry.routes import RouteTable
+    from keysentry.store import KeyStore
+
+    authorizer = Authorizer(
+        KeyStore(stack.refs["KeysTable"]),
+        PepperSource(stack.refs["PepperSecret"]),
+        RouteTable.from_json(ROUTES),
+        cache_ttl=0,
+        clock=clock,
+        kms_key_id=stack.refs["SigningSecretsKey"],
+        nonce_table=stack.refs["NonceTable"],
+    )
+    monkeypatch.setattr(authorizer_handler, "_authorizer", authorizer)
+    return authorizer
