@@ -199,3 +199,46 @@ def test_the_readme_shows_what_the_cli_prints(
         for mine, theirs in readme_kid.items():
             out = out.replace(mine, theirs)
         assert tied_in_any_order(out) == tied_in_any_order(shown), f"`keysentry {command}` prints:\n{out}"
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["keys", "list", "--status", "lost"], 2, "status must be one of"),
+        (["keys", "list", "--owner", "bad owner"], 2, "owner"),
+        (["keys", "list", "--limit", "5000"], 2, "limit must be between 1 and"),
+        (["keys", "list", "--cursor", "not-a-cursor"], 2, "cursor"),
+        (["audit", "--owner", "acme-data", "--cursor", "not-a-cursor"], 2, "cursor"),
+        (["audit", "--owner", "bad owner"], 2, "owner"),
+        (["usage", "--owner", "bad owner"], 2, "owner"),
+        (["keys", "audit", "AAAAAAAAAAAA"], 3, "no key with id AAAAAAAAAAAA"),
+    ],
+)
+def test_a_list_asked_wrongly_exits_as_before_in_either_output(
+    stack: Any,
+    clock: FakeClock,
+    capfd: pytest.CaptureFixture[str],
+    output: str,
+    argv: list[str],
+    code: int,
+    message: str,
+) -> None:
+    got, out, err = run(clock, capfd, *argv, "--output", output)
+    assert (got, out) == (code, "")
+    assert message in err and "Traceback" not in err
+
+
+def test_a_stored_value_cannot_send_the_terminal_an_escape_sequence(
+    stack: Any, clock: FakeClock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given an audit entry whose actor holds escape sequences (a window title, a colour) and a newline
+    kid = created(clock, capfd, "--owner", "acme-data", "--actor", "ops\x1b]0;pwned\x07\x1b[31m\nfake row")
+
+    # When the trails are printed as tables
+    for argv in (["audit", "--owner", "acme-data"], ["keys", "audit", kid]):
+        code, out, _ = run(clock, capfd, *argv)
+
+        # Then the row stays one row and the terminal gets no escape character
+        assert code == 0 and "\x1b" not in out and "\x07" not in out
+        assert len(out.splitlines()) == 2 and "ops?]0;pwned??[31m?fake row" in out
