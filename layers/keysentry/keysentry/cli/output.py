@@ -1,5 +1,5 @@
-"""How the command line prints: JSON with ``--output json`` (``--json``), else text for a terminal. Never a secret but
-in the one document of a key as issued."""
+"""How the command line prints: JSON with ``--output json`` (``--json``), else text for a terminal:
+tables for lists. Never a secret but in the one document of a key as issued."""
 
 from __future__ import annotations
 
@@ -119,21 +119,19 @@ def changes_text(changes: dict[str, dict[str, Any]]) -> str:
 def keys_text(records: Sequence[KeyRecord], now: int, default_plan: str, unicode: bool = True) -> list[str]:
     """Keys as a table: EXPIRES is when a key stops working by itself (a rotating key's grace end when
     that comes first), LAST USED to within the hour the authorizer records it."""
-    rows = []
-    for r in records:
-        ends = min(t for t in (r.expires_at, r.grace_until) if t) if r.expires_at or r.grace_until else None
-        rows.append(
-            [
-                r.kid,
-                r.owner_id,
-                r.name or "-",
-                str(r.status),
-                r.plan or default_plan,
-                ",".join(r.scopes) or "-",
-                relative(ends, now),
-                relative(r.last_used_at, now) if r.last_used_at else "never",
-            ]
-        )
+    rows = [
+        [
+            r.kid,
+            r.owner_id,
+            r.name or "-",
+            str(r.status),
+            r.plan or default_plan,
+            ",".join(r.scopes) or "-",
+            relative(min((t for t in (r.expires_at, r.grace_until) if t), default=None), now),
+            relative(r.last_used_at, now) if r.last_used_at else "never",
+        ]
+        for r in records
+    ]
     return table(KEY_COLUMNS, rows, unicode)
 
 
