@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from keysentry.cli.commands import EXIT_AWS, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_USAGE
 from keysentry.cli.output import Output
 from keysentry.cli.parser import build_parser as _build_parser
+from keysentry.cli.table import can_cut
 from keysentry.errors import ConflictError, KeyNotFoundError, KeysentryError, TransitionError
 
 if TYPE_CHECKING:
-    from keysentry.service import KeyService
+    from keysentry.service import Clock, KeyService
 
 __all__ = ["EXIT_AWS", "EXIT_CONFLICT", "EXIT_NOT_FOUND", "EXIT_USAGE", "build_parser", "main"]
 
@@ -26,13 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     return _build_parser(__doc__)
 
 
-def _service(args: argparse.Namespace) -> KeyService:
+def _service(clock: Clock | None) -> KeyService:
     from keysentry.service import KeyService
 
-    return KeyService.from_settings()
+    if clock is None:
+        return KeyService.from_settings()
+    return KeyService.from_settings(clock=clock)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
+    """Run one command; ``clock`` (epoch seconds) stands for the time it runs at: what the service
+    writes and what the tables' relative times (``in 3 d``, ``2 h ago``) are counted from."""
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -42,9 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     args = build_parser().parse_args(argv)
-    out = Output(args.json)
+    out = Output(getattr(args, "output", "table") == "json", can_cut(sys.stdout.encoding))
     try:
-        code: int = args.func(args, out, lambda: _service(args))
+        code: int = args.func(args, out, lambda: _service(clock))
         sys.stdout.flush()  # a reader that went away shows here, not at exit
         return code
     except KeyNotFoundError as error:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keysentry.cli.output import Output, changes_text, emit_issued, iso, plan_lines, record_text
+from keysentry.cli.output import Output, audit_text, emit_issued, keys_text, plan_lines, record_text
 from keysentry.errors import ValidationError
 from keysentry.model import KeySpec
 
@@ -106,15 +106,10 @@ def cmd_set_public_key(args: argparse.Namespace, out: Output, service: Service) 
 
 
 def cmd_list(args: argparse.Namespace, out: Output, service: Service) -> int:
-    records, cursor = service().list_keys(
-        args.owner, status=args.status, limit=args.limit, cursor=args.cursor
-    )
+    keys = service()
+    records, cursor = keys.list_keys(args.owner, status=args.status, limit=args.limit, cursor=args.cursor)
     doc = {"keys": [r.public_view() for r in records], "next_cursor": cursor}
-    rows = [f"{'KID':<12}  {'OWNER':<20}  {'STATUS':<9}  {'SCOPES':<30}  ROTATE AFTER"]
-    rows += [
-        f"{r.kid:<12}  {r.owner_id:<20}  {r.status!s:<9}  {','.join(r.scopes)[:30]:<30}  {iso(r.rotate_after)}"
-        for r in records
-    ]
+    rows = keys_text(records, keys.clock(), keys.settings.default_plan, out.unicode)
     if cursor:
         rows.append(f"more: --cursor {cursor}")
     out.emit(doc, "\n".join(rows))
@@ -153,27 +148,18 @@ def cmd_rotate(args: argparse.Namespace, out: Output, service: Service) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, out: Output, service: Service) -> int:
-    entries = service().audit(args.kid)
-    rows = [f"{'WHEN':<20}  {'ACTION':<8}  {'FROM':<9}  {'TO':<9}  {'ACTOR':<24}  REASON"]
-    rows += [
-        f"{iso(e.at):<20}  {e.action:<8}  {e.from_status or '-':<9}  {e.to_status:<9}  {e.actor:<24}  {e.reason}"
-        for e in entries
-    ]
+    keys = service()
+    entries = keys.audit(args.kid)
+    rows = audit_text(entries, keys.clock(), with_kid=False, unicode=out.unicode)
     out.emit({"kid": args.kid, "entries": [e.as_dict() for e in entries]}, "\n".join(rows))
     return 0
 
 
 def cmd_owner_audit(args: argparse.Namespace, out: Output, service: Service) -> int:
     """An owner's trail across their keys, newest first, a page at a time."""
-    entries, cursor = service().owner_audit(args.owner, limit=args.limit, cursor=args.cursor)
-    rows = [
-        f"{'WHEN':<20}  {'KID':<12}  {'ACTION':<8}  {'FROM':<9}  {'TO':<9}  {'ACTOR':<24}  CHANGES / REASON"
-    ]
-    rows += [
-        f"{iso(e.at):<20}  {e.kid:<12}  {e.action:<8}  {e.from_status or '-':<9}  {e.to_status:<9}  "
-        f"{e.actor:<24}  {changes_text(e.changes) or e.reason}"
-        for e in entries
-    ]
+    keys = service()
+    entries, cursor = keys.owner_audit(args.owner, limit=args.limit, cursor=args.cursor)
+    rows = audit_text(entries, keys.clock(), with_kid=True, unicode=out.unicode)
     if cursor:
         rows.append(f"more: --cursor {cursor}")
     doc = {"owner": args.owner, "entries": [e.as_dict() for e in entries], "next_cursor": cursor}

@@ -1,15 +1,39 @@
-"""How the command line prints: JSON with ``--json``, else text for a terminal. Never a secret but
-in the one document of a key as issued."""
+"""How the command line prints: JSON with ``--output json`` (``--json``), else text for a terminal:
+tables for lists. Never a secret but in the one document of a key as issued."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+from keysentry.cli.table import Column, relative, table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from keysentry.model import KeyRecord
     from keysentry.service import Issued
+    from keysentry.store import AuditEntry
+
+KEY_COLUMNS: Final = (
+    Column("KID", 12),
+    Column("OWNER", 20),
+    Column("NAME", 20),
+    Column("STATUS", 9),
+    Column("PLAN", 12),
+    Column("SCOPES", 28),
+    Column("EXPIRES", 12),
+    Column("LAST USED", 12),
+)
+AUDIT_COLUMNS: Final = (
+    Column("WHEN", 12),
+    Column("KID", 12),
+    Column("ACTION", 9),
+    Column("STATUS", 22),
+    Column("ACTOR", 28),
+    Column("REASON / CHANGES", 60),
+)
 
 
 def iso(ts: int | None) -> str:
@@ -19,8 +43,12 @@ def iso(ts: int | None) -> str:
 
 
 class Output:
-    def __init__(self, as_json: bool) -> None:
+    """Where a command prints: ``as_json`` (``--output json``) or text; ``unicode``: whether the text
+    may hold an ellipsis character (else three dots)."""
+
+    def __init__(self, as_json: bool, unicode: bool = True) -> None:
         self.as_json = as_json
+        self.unicode = unicode
 
     def emit(self, doc: Any, text: str) -> None:
         print(json.dumps(doc, indent=2, sort_keys=True) if self.as_json else text)
@@ -86,3 +114,34 @@ def changes_text(changes: dict[str, dict[str, Any]]) -> str:
         return "-" if value is None else str(value)
 
     return "; ".join(f"{name} {show(c['from'])} -> {show(c['to'])}" for name, c in changes.items())
+
+
+def keys_text(records: Sequence[KeyRecord], now: int, default_plan: str, unicode: bool = True) -> list[str]:
+    """Keys as a table: EXPIRES is when a key stops working by itself (a rotating key's grace end when
+    that comes first), LAST USED to within the hour the authorizer records it."""
+    rows = [
+        [
+            r.kid,
+            r.owner_id,
+            r.name or "-",
+            str(r.status),
+            r.plan or default_plan,
+            ",".join(r.scopes) or "-",
+            relative(min((t for t in (r.expires_at, r.grace_until) if t), default=None), now),
+            relative(r.last_used_at, now) if r.last_used_at else "never",
+        ]
+        for r in records
+    ]
+    return table(KEY_COLUMNS, rows, unicode)
+
+
+def audit_text(entries: Sequence[AuditEntry], now: int, *, with_kid: bool, unicode: bool = True) -> list[str]:
+    """Audit entries as a table, each with its time from now, its change of status (``active ->
+    revoked``), and its reason and changed fields."""
+    rows = []
+    for e in entries:
+        status = e.to_status if e.from_status in ("", e.to_status) else f"{e.from_status} -> {e.to_status}"
+        why = "; ".join(part for part in (e.reason, changes_text(e.changes)) if part) or "-"
+        rows.append([relative(e.at, now), e.kid, e.action, status, e.actor, why])
+    columns = AUDIT_COLUMNS if with_kid else AUDIT_COLUMNS[:1] + AUDIT_COLUMNS[2:]
+    return table(columns, [row if with_kid else row[:1] + row[2:] for row in rows], unicode)

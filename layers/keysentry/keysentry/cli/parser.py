@@ -14,6 +14,8 @@ SUCCESSOR_DELIVERY = "PEM file of an X25519 key scheduled successors are sealed 
 PLAN = "one of the deployment's plans (its Plans parameter; docs/plans.md)"
 SUSPEND_ON_ANOMALY = "suspend the key when its usage spikes, or comes from a new network, or is refused a lot"
 
+OUTPUTS = ("table", "json")
+
 Group = Any  # argparse's _SubParsersAction, which it does not export
 
 
@@ -26,7 +28,22 @@ def _positive_int(text: str) -> int:
 
 def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON")
+    # SUPPRESS: a subcommand's default must not undo an option given before it (keysentry --json keys list)
+    common.add_argument(
+        "--output",
+        "-o",
+        choices=OUTPUTS,
+        default=argparse.SUPPRESS,
+        help="table (default: aligned columns, for a person) or json (for a script)",
+    )
+    common.add_argument(
+        "--json",
+        dest="output",
+        action="store_const",
+        const="json",
+        default=argparse.SUPPRESS,
+        help="--output json",
+    )
     common.add_argument("--actor", help="who is acting, for the audit trail (default: cli:$USER)")
     parser = argparse.ArgumentParser(prog="keysentry", description=description, parents=[common])
     top = parser.add_subparsers(dest="group", required=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from keysentry.cli.chart import bars, can_draw, series_chart
 from keysentry.cli.output import Output
+from keysentry.cli.table import Column, table
 from keysentry.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -17,6 +18,13 @@ PERIOD: Final = {"hour": 3600, "day": 86_400}
 MOST_BARS: Final = 31  # a report by day up to this many days is drawn as bars, longer ones as a sparkline
 NAME_WIDTH: Final = 40
 COUNT_WIDTH: Final = 11  # up to 999,999,999
+OWNER_COLUMNS: Final = (
+    Column("KID", 12),
+    Column("STATUS", 9),
+    Column("REQUESTS", 15, right=True),
+    Column("REFUSED", 15, right=True),
+    Column("NAME", 40),
+)
 
 
 def _window(args: argparse.Namespace, now: int) -> tuple[int, str]:
@@ -42,7 +50,7 @@ def cmd_owner_usage(args: argparse.Namespace, out: Output, service: Service) -> 
     keys = service()
     start, granularity = _window(args, keys.clock())
     report = keys.owner_usage(args.owner, start, None, granularity)
-    out.emit(report, "" if out.as_json else owner_text(report))
+    out.emit(report, "" if out.as_json else owner_text(report, out.unicode))
     return 0
 
 
@@ -87,18 +95,18 @@ def report_text(report: dict[str, Any], unicode: bool = True) -> str:
     return "\n".join(lines)
 
 
-def owner_text(report: dict[str, Any]) -> str:
+def owner_text(report: dict[str, Any], unicode: bool = True) -> str:
     """An owner's keys, busiest first, one line each, and the total."""
+    rows = [
+        [k["kid"], k["status"], f"{k['requests']:,}", f"{k['refused']:,}", k["name"] or "-"]
+        for k in report["keys"]
+    ]
+    rows.append(["total", "", f"{report['requests']:,}", "", ""])
     lines = [
         f"owner {report['owner']}, {report['from']} to {report['to']}, by {report['granularity']}",
         "",
-        f"{'KID':<12}  {'STATUS':<9}  {'REQUESTS':>12}  {'REFUSED':>9}  NAME",
+        *table(OWNER_COLUMNS, rows, unicode),
     ]
-    lines += [
-        f"{k['kid']:<12}  {k['status']:<9}  {k['requests']:>12,}  {k['refused']:>9,}  {k['name'][:28]}"
-        for k in report["keys"]
-    ]
-    lines.append(f"{'total':<12}  {'':<9}  {report['requests']:>12,}")
     if report["truncated"]:
         lines.append(f"(the owner's first {report['keys_read_at_most']} keys only)")
     return "\n".join(lines)
