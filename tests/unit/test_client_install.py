@@ -75,6 +75,13 @@ def test_the_server_packages_are_really_hidden_from_the_client_run() -> None:
     assert done.returncode != 0 and "No module named 'botocore" in done.stderr
 
 
+def test_the_command_says_what_to_install_where_only_the_client_is() -> None:
+    code = WITHOUT_SERVER + "import sys\nfrom keysentry.cli import main\nsys.exit(main(['keys', 'list']))\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'keysentry[server]'" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_importing_the_client_brings_no_aws_sdk_powertools_or_http_library() -> None:
     code = (
         "import json, sys, keysentry, keysentry.client; print(json.dumps({'modules': sorted(sys.modules)}))"

@@ -38,13 +38,20 @@ def _service(clock: Clock | None) -> KeyService:
 def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
     """Run one command; ``clock`` (epoch seconds) stands for the time it runs at: what the service
     writes and what the tables' relative times (``in 3 d``, ``2 h ago``) are counted from."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-    )
+    try:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+        )
+    except ImportError:  # the client alone was installed: the command is the operator's side
+        print(
+            "error: the keysentry command needs the server side: pip install 'keysentry[server]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     args = build_parser().parse_args(argv)
     out = Output(getattr(args, "output", "table") == "json", can_cut(sys.stdout.encoding))
