@@ -18,11 +18,11 @@ $(STAMP):
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers dev functions tests bench
-	$(BIN)/ruff format --check layers dev functions tests bench
+	$(BIN)/ruff check layers dev functions tests bench examples
+	$(BIN)/ruff format --check layers dev functions tests bench examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/keysentry/keysentry dev/keysentry_dev functions
+	$(BIN)/mypy layers/keysentry/keysentry dev/keysentry_dev functions examples/backend
 
 validate: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
@@ -33,8 +33,11 @@ $(SAM_STAMP):
 	@$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check aws-sam-cli
 	@touch $(SAM_STAMP)
 
+# keysentry's template and each example that protects an API with it (examples/*/template.yaml)
 sam-validate: $(SAM_STAMP)
-	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	for template in template.yaml examples/*/template.yaml; do \
+		SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template $$template || exit 1; \
+	done
 
 # sam build (python3.13), keysentry local up, sam local invoke of every function, and a scenario
 # over HTTP under sam local start-api. SAM_INVOKE_IMAGE: a local Lambda image, where public ones can't be pulled.

@@ -25,6 +25,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+from keysentry_dev.local import load_template
+
+from tests.e2e.flatten import env_vars, flat_template, nested_application
 from tests.integration.authz_helpers import iam_effect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +44,10 @@ BUILD_DIR = ROOT / ".aws-sam" / "e2e"
 TEMPLATE = ROOT / ".e2e-template.yaml"
 ENV_FILE = ROOT / ".keysentry-e2e.json"
 START_API_LOG = BUILD_DIR / "start-api.log"  # sam local start-api's output, for a failing step
+HTTP_EXAMPLE = ROOT / "examples" / "http-api"
+HTTP_EXAMPLE_TEMPLATE = BUILD_DIR / "example-http-api.yaml"  # beside the built functions it refers to
+HTTP_EXAMPLE_ENV_FILE = BUILD_DIR / "example-http-api-env.json"
+HTTP_EXAMPLE_LOG = BUILD_DIR / "example-http-api.log"
 
 started: list[subprocess.Popen[str]] = []
 passed: list[str] = []
@@ -110,10 +118,13 @@ def local_template(text: str, arch: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def host_arch() -> str:
+    return "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64"
+
+
 def build() -> None:
     """sam build of template.yaml, for this machine's architecture (the template targets arm64)."""
-    arch = "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64"
-    TEMPLATE.write_text(local_template((ROOT / "template.yaml").read_text(), arch))
+    TEMPLATE.write_text(local_template((ROOT / "template.yaml").read_text(), host_arch()))
     env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.13.0"), "SAM_CLI_TELEMETRY": "0"}
     started_at = time.monotonic()
     done = run([SAM, "build", "-t", str(TEMPLATE), "--build-dir", str(BUILD_DIR)], env=env)
@@ -360,31 +371,37 @@ def http(method: str, path: str, headers: dict[str, str] | None = None, body: An
         return status, raw.decode(errors="replace")
 
 
-def scenario(env: dict[str, str]) -> None:
-    print("sam local start-api", flush=True)
+def start_api(template: Path, env_file: Path, warm: str, log: Path) -> subprocess.Popen[str]:
+    """`sam local start-api` on API_PORT, its output in ``log``; waits until it listens."""
     process = subprocess.Popen(  # noqa: S603
         [
             SAM,
             "local",
             "start-api",
             "-t",
-            str(BUILD_DIR / "template.yaml"),
+            str(template),
             "--port",
             str(API_PORT),
             "--env-vars",
-            str(ENV_FILE),
+            str(env_file),
             "--warm-containers",
-            "EAGER",
+            warm,
             *sam_args(),
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=START_API_LOG.open("w"),
+        stderr=log.open("w"),
         text=True,
         env={**os.environ, **SAM_ENV},
     )
     started.append(process)
-    step("sam local start-api is listening", wait_port(API_PORT, 180), f"port {API_PORT}")
+    step("sam local start-api is listening", wait_port(API_PORT, 180), f"port {API_PORT} ({template.name})")
+    return process
+
+
+def scenario(env: dict[str, str]) -> subprocess.Popen[str]:
+    print("sam local start-api", flush=True)
+    process = start_api(BUILD_DIR / "template.yaml", ENV_FILE, "EAGER", START_API_LOG)
 
     status, created = http(
         "POST",
@@ -483,20 +500,88 @@ def scenario(env: dict[str, str]) -> None:
         status == 400,
         f"-> {status} (the backend checks the signed digest)",
     )
+    return process
 
 
-def stop_all() -> None:
-    for process in reversed(started):
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+# ---------------------------------------------------------------- examples/http-api
+
+
+def flatten_http_example(arch: str) -> None:
+    """examples/http-api as one flat template beside keysentry's built functions (tests/e2e/flatten.py
+    says why `sam local` cannot serve the nested application as it is deployed)."""
+    example = load_template(HTTP_EXAMPLE / "template.yaml")
+    source = load_template(ROOT / "template.yaml")
+    built = load_template(BUILD_DIR / "template.yaml")
+    _, parameters = nested_application(example)
+    flat = flat_template(built, source, example, HTTP_EXAMPLE, arch)
+    HTTP_EXAMPLE_TEMPLATE.write_text(yaml.safe_dump(flat, sort_keys=False))
+    doc = env_vars(json.loads(ENV_FILE.read_text()), source, parameters)
+    HTTP_EXAMPLE_ENV_FILE.write_text(json.dumps(doc, indent=2))
+
+
+def http_api_example(env: dict[str, str]) -> None:
+    """The HTTP API example's own routes behind keysentry's authorizer, with the example's RouteScopes."""
+    print("examples/http-api under sam local start-api", flush=True)
+    remove_containers()  # the previous scenario's warm containers
+    flatten_http_example(host_arch())
+    start_api(HTTP_EXAMPLE_TEMPLATE, HTTP_EXAMPLE_ENV_FILE, "LAZY", HTTP_EXAMPLE_LOG)
+    reader = cli(env, "keys", "create", "--owner", "acme", "--scope", "items:read", "--env", "live")
+    writer = cli(env, "keys", "create", "--owner", "acme", "--scope", "items:write", "--env", "live")
+    sample = cli(env, "keys", "create", "--owner", "acme", "--scope", "prices:read", "--env", "live")
+
+    for path, route in (("/v1/items", "GET /v1/items"), ("/v1/items/42", "GET /v1/items/{id}")):
+        status, body = http("GET", path, {"X-Api-Key": reader["key"]})
+        answer = body if isinstance(body, dict) else {}
+        step(
+            f"GET {path} with an items:read key",
+            status == 200
+            and answer.get("route") == route
+            and (answer.get("caller") or {}).get("key_id") == reader["kid"],
+            f"-> {status}, {body}",
+        )
+    status, _ = http("GET", "/v1/items")
+    step("GET /v1/items without a key", status == 401, f"-> {status}")
+    mistyped = reader["key"][:-1] + ("A" if reader["key"][-1] != "A" else "B")
+    status, body = http("GET", "/v1/items", {"X-Api-Key": mistyped})
+    # with simple responses the authorizer answers every refusal isAuthorized: false, which HTTP
+    # APIs answer with 403; only a missing identity source is API Gateway's own 401
+    step(
+        "GET /v1/items with a mistyped key is refused before the backend",
+        status == 403 and "caller" not in str(body),
+        f"-> {status}",
+    )
+    status, _ = http("POST", "/v1/items", {"X-Api-Key": reader["key"]}, {"name": "x"})
+    step("POST /v1/items with a key without items:write", status == 403, f"-> {status}")
+    status, _ = http("POST", "/v1/items", {"X-Api-Key": writer["key"]}, {"name": "x"})
+    step("POST /v1/items with an items:write key", status == 200, f"-> {status}")
+    status, _ = http("GET", "/v1/items", {"X-Api-Key": sample["key"]})
+    step(
+        "GET /v1/items with a prices:read key (the example's RouteScopes decide)",
+        status == 403,
+        f"-> {status}",
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def remove_containers() -> None:
     if shutil.which("docker"):
         ids = run(["docker", "ps", "-q", "--filter", "label=sam.cli.container.type"]).stdout.split()
         if ids:
             run(["docker", "rm", "-f", *ids])
+
+
+def stop_all() -> None:
+    for process in reversed(started):
+        stop(process)
+    remove_containers()
     TEMPLATE.unlink(missing_ok=True)
 
 
@@ -508,7 +593,8 @@ def main() -> int:
         exports = local_up()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | exports
         invocations(env)
-        scenario(env)
+        stop(scenario(env))
+        http_api_example(env)
     except SystemExit as error:
         print(error, flush=True)
         print(f"e2e: {len(passed)} passed, {len(failures) or 1} failed", flush=True)
