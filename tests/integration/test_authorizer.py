@@ -150,6 +150,21 @@ def test_http_api_simple_response(service: Any, invoke: Any) -> None:
     }
 
 
+def test_an_http_api_on_a_named_stage_is_decided_by_its_routes(service: Any, invoke: Any) -> None:
+    """A named stage leads rawPath (``/prod/v1/...``): the routes are still the API's own."""
+    issued = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
+
+    def on_prod(method: str, path: str) -> dict[str, Any]:
+        doc = event("authorizer_http_v2_simple", issued.token)
+        doc["rawPath"] = doc["requestContext"]["http"]["path"] = f"/prod{path}"
+        doc["requestContext"]["http"]["method"] = method
+        doc["routeArn"] = f"{PREFIX}/{method}{path}"
+        return invoke(doc)
+
+    assert on_prod("GET", "/v1/prices/BTC")["isAuthorized"] is True
+    assert on_prod("POST", "/v1/orders") == {"isAuthorized": False}  # scope_missing, not a stage mix-up
+
+
 def test_http_api_iam_response(service: Any, invoke: Any, authorizer: Authorizer) -> None:
     authorizer.http_response = "iam"
     issued = key(service)

@@ -203,3 +203,26 @@ def test_header_values_come_from_both_maps_in_any_case() -> None:
     event = {"multiValueHeaders": {"X-Ks-Nonce": ["a", "b"]}, "headers": {"x-ks-nonce": "b", "Other": "c"}}
 
     assert header_values(event, "x-ks-nonce") == ["a", "b", "b"]
+
+
+# ---------------------------------------------------------------- HTTP API stages
+
+
+@pytest.mark.parametrize(
+    ("stage", "raw_path", "path"),
+    [
+        ("prod", "/prod/v1/prices/BTC", "/v1/prices/BTC"),  # a named stage: its name leads the path
+        ("prod", "/prod", "/"),
+        ("$default", "/v1/prices/BTC", "/v1/prices/BTC"),  # the $default stage is the API's root
+        ("v1", "/v1/v1/prices/BTC", "/v1/prices/BTC"),  # only the stage's own segment goes
+        ("prod", "/production/v1", "/production/v1"),  # a segment that merely starts like it stays
+    ],
+)
+def test_an_http_api_path_is_read_without_its_stage(stage: str, raw_path: str, path: str) -> None:
+    """The routes (and RouteScopes, and a client's signature) name paths without the stage, which
+    an HTTP API's named stage puts in front of rawPath and requestContext.http.path."""
+    doc = load("authorizer_http_v2_simple")
+    doc["rawPath"] = doc["requestContext"]["http"]["path"] = raw_path
+    doc["requestContext"]["stage"] = stage
+    doc["routeArn"] = f"arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/{stage}/GET{path}"
+    assert read_http_request(doc).path == path

@@ -239,12 +239,24 @@ def read_http_request(event: dict[str, Any]) -> Request:
     http = ctx.get("http") or {} if isinstance(ctx, dict) else {}
     arn = MethodArn.parse(str(event.get("routeArn", "")))
     method = str(http.get("method") or (arn.method if arn else "")).upper()
-    path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
-    tokens, refusal = tokens_from_headers(event)
     stage = arn.stage if arn else (ctx.get("stage") if isinstance(ctx, dict) else None)
+    path = _without_stage(str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/")), stage)
+    tokens, refusal = tokens_from_headers(event)
     return Request(
         "http", tokens, _text(http.get("sourceIp")), method, path, arn, event, refusal, _text(stage)
     )
+
+
+def _without_stage(path: str, stage: Any) -> str:
+    """An HTTP API's path as its routes name it: a named stage's requests carry the stage as the
+    path's first segment (``/dev/v1/prices``); the ``$default`` stage's do not."""
+    if isinstance(stage, str) and stage and stage != "$default":
+        prefix = f"/{stage}"
+        if path == prefix:
+            return "/"
+        if path.startswith(prefix + "/"):
+            return path[len(prefix) :]
+    return path
 
 
 def read_request(event: Any) -> Request | None:
