@@ -35,23 +35,31 @@ def _service(clock: Clock | None) -> KeyService:
     return KeyService.from_settings(clock=clock)
 
 
-def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
-    """Run one command; ``clock`` (epoch seconds) stands for the time it runs at: what the service
-    writes and what the tables' relative times (``in 3 d``, ``2 h ago``) are counted from."""
+def _server_side_installed() -> bool:
+    """Whether the command's dependencies are there; a client-only install is told which to add."""
     try:
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            NoRegionError,
-        )
-    except ImportError:  # the client alone was installed: the command is the operator's side
+        import botocore  # noqa: F401
+    except ImportError:
         print(
             "error: the keysentry command needs the server side: pip install 'keysentry[server]'",
             file=sys.stderr,
         )
+        return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
+    """Run one command; ``clock`` (epoch seconds) stands for the time it runs at: what the service
+    writes and what the tables' relative times (``in 3 d``, ``2 h ago``) are counted from."""
+    if not _server_side_installed():
         return EXIT_USAGE
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
 
     args = build_parser().parse_args(argv)
     out = Output(getattr(args, "output", "table") == "json", can_cut(sys.stdout.encoding))
