@@ -75,6 +75,19 @@ def test_wide_characters_count_as_two_columns() -> None:
     assert lines[2] == "ab     b"
 
 
+@pytest.mark.parametrize(
+    ("text", "columns"),
+    [
+        ("ราคาสินค้า", 8),  # Thai: a vowel and a tone mark sit on the consonants before them
+        ("\u1100\u1161\u11a8", 2),  # a Hangul syllable written as three conjoining jamo: one wide cell
+        ("e\u0301", 1),  # a combining accent
+        ("\u2764\ufe0f", 1),  # a variation selector takes no column
+    ],
+)
+def test_marks_drawn_over_the_character_before_them_take_no_column(text: str, columns: int) -> None:
+    assert width(text) == columns
+
+
 @given(
     st.lists(
         st.tuples(st.text(max_size=60), st.text(max_size=60), st.integers(0, 10**9).map(str)),

@@ -34,7 +34,10 @@ def can_cut(encoding: str | None) -> bool:
 
 
 def _char_width(char: str) -> int:
-    if unicodedata.combining(char):
+    """A mark drawn over the character before it (combining marks, Thai vowel signs, variation
+    selectors: categories Mn, Me), a format character and a Hangul vowel or final consonant that
+    joins the syllable before it take no column; a wide (CJK) character takes two."""
+    if unicodedata.category(char) in ("Mn", "Me", "Cf") or "\u1160" <= char <= "\u11ff":
         return 0
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
