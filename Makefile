@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/keysentry/requirem
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install test lint typecheck unit validate sam-validate demo bench openapi e2e clean
+.PHONY: install test lint typecheck unit validate sam-validate publishable demo bench openapi e2e clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,14 @@ $(SAM_STAMP):
 	@touch $(SAM_STAMP)
 
 # keysentry's template and each example that protects an API with it (examples/*/template.yaml)
-sam-validate: $(SAM_STAMP)
-	for template in template.yaml examples/*/template.yaml; do \
+sam-validate: $(SAM_STAMP) publishable
+	for template in template.yaml template-sar.yaml examples/*/template.yaml; do \
 		SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template $$template || exit 1; \
 	done
+
+# template-sar.yaml: the copy the Serverless Application Repository takes (docs/deploy.md)
+publishable: $(STAMP)
+	$(BIN)/python -m keysentry_dev.publishable template.yaml template-sar.yaml
 
 # sam build (python3.13), keysentry local up, sam local invoke of every function, and a scenario
 # over HTTP under sam local start-api. SAM_INVOKE_IMAGE: a local Lambda image, where public ones can't be pulled.
