@@ -10,6 +10,10 @@ usage identifier (never the key), enabled unless the key is suspended, associate
 usage plan and no other keysentry one; a revoked, expired or leaked key's API key is deleted. Each
 record brings the key to its state *in the table now* (one consistent read), so a redelivered or
 late record cannot bring back what a later one removed, and doing it twice changes nothing.
+
+:func:`reconcile` does the same for every key of the table at once (the backfill: at deploy, and by
+``keysentry plans sync``), and deletes orphans. What a key's API key should be is one rule,
+:func:`wanted` then :func:`steps`, for both.
 """
 
 from __future__ import annotations
