@@ -62,11 +62,12 @@ def step(name: str, ok: bool, detail: str = "") -> None:
     passed.append(name)
 
 
-def sam_args() -> list[str]:
+def sam_args(parameters: str = "") -> list[str]:
     """The local endpoint goes in as a template parameter: sam local only lets --env-vars override
     variables the template declares, and the template declares AWS_ENDPOINT_URL only for it."""
     image = os.environ.get("SAM_INVOKE_IMAGE")
-    endpoint = ["--parameter-overrides", f"LocalEndpointUrl=http://{DOCKER_HOST_IP}:{MOTO_PORT}"]
+    overrides = f"LocalEndpointUrl=http://{DOCKER_HOST_IP}:{MOTO_PORT} {parameters}".strip()
+    endpoint = ["--parameter-overrides", overrides]
     return endpoint + (["--invoke-image", image, "--skip-pull-image"] if image else [])
 
 
@@ -182,7 +183,7 @@ def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- sam local invoke
 
 
-def invoke(function: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+def invoke(function: str, event: dict[str, Any], parameters: str = "") -> tuple[dict[str, Any] | None, str]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(event, f)
     try:
@@ -198,7 +199,7 @@ def invoke(function: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None,
                 f.name,
                 "--env-vars",
                 str(ENV_FILE),
-                *sam_args(),
+                *sam_args(parameters),
             ],
             env={**os.environ, **SAM_ENV},
             timeout=180,
@@ -287,6 +288,7 @@ def invocations(env: dict[str, str]) -> None:
     ok = bool(response) and response.get("statusCode") == 200  # type: ignore[union-attr]
     step("SampleBackendFunction (protected route)", ok, "-> 200" if ok else log[-1500:])
     usage_invocations(env)
+    plans_invocations(env)
 
 
 def log_lines(event: dict[str, Any]) -> list[str]:
@@ -349,6 +351,72 @@ def usage_invocations(env: dict[str, str]) -> None:
         got == expected,
         f"-> {response}" if got == expected else log[-1500:],
     )
+
+
+def moto_client(env: dict[str, str], service: str) -> Any:
+    import boto3
+
+    factory: Any = boto3.client  # any service, by name
+    return factory(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def metered(env: dict[str, str], kid: str) -> tuple[str, bool, list[str]] | None:
+    """What the moto server's API Gateway holds for a key: (its API key's value, enabled, usage plans)."""
+    apigateway = moto_client(env, "apigateway")
+    name = f"keysentry-usage-{kid}"
+    found = [k for k in apigateway.get_api_keys(includeValues=True)["items"] if k["name"] == name]
+    if not found:
+        return None
+    plans = apigateway.get_usage_plans(keyId=found[0]["id"])["items"]
+    return found[0]["value"], found[0]["enabled"], sorted(p["name"] for p in plans)
+
+
+def plans_invocations(env: dict[str, str]) -> None:
+    """PlansSyncFunction (UsageIdentifier on): a stream record of a key this run issued gives it its
+    API key on its plan's usage plan; then the deployment's custom resource gives one to a key issued
+    without a record delivered (the backfill). Its answer to CloudFormation is checked by the
+    integration tests, not here: it goes only to https or to http on the function's own host, and a
+    container of sam local cannot reach this host's 127.0.0.1 (SAM CLI does not support
+    ``--docker-network host``), so the PUT fails after the backfill and the step reads its log line."""
+    streamed = cli(env, "keys", "create", "--owner", "acme", "--scope", "prices:read", "--plan", "free")[
+        "kid"
+    ]
+    event = json.loads(
+        (EVENTS / "plans_sync_stream_created.json").read_text().replace("X3Rju0idQzF7", streamed)
+    )
+    response, log = invoke("PlansSyncFunction", event, "UsageIdentifier=true")
+    got = metered(env, streamed)
+    want = (f"keysentry-usage-{streamed}", True, ["keysentry-dev-free"])
+    ok = response == {"batchItemFailures": []} and got == want
+    step("PlansSyncFunction stream record: API key on its usage plan", ok, f"-> {got}" if ok else log[-1500:])
+
+    backfilled = cli(env, "keys", "create", "--owner", "acme", "--scope", "prices:read")["kid"]
+    request = {
+        "RequestType": "Create",
+        "ResponseURL": "http://127.0.0.1:9/answer",  # the container's own: the answer is not checked here
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/keysentry/e2e",
+        "RequestId": "e2e",
+        "LogicalResourceId": "UsagePlansAtDeploy",
+        "ResourceType": "Custom::UsagePlans",
+        "ResourceProperties": {},
+    }
+    _, log = invoke("PlansSyncFunction", request, "UsageIdentifier=true")
+    reconciled = [line for line in log.splitlines() if '"message":"API keys reconciled"' in line]
+    done = json.loads(reconciled[0]) if reconciled else {}
+    got = metered(env, backfilled)
+    ok = got == (f"keysentry-usage-{backfilled}", True, ["keysentry-dev-unlimited"]) and done.get("finished")
+    detail = (
+        f"-> {done.get('checked')} keys checked, {len(done.get('changes', []))} changes"
+        if ok
+        else log[-1500:]
+    )
+    step("PlansSyncFunction custom resource Create: the backfill gives an older key its API key", ok, detail)
 
 
 # ---------------------------------------------------------------- sam local start-api

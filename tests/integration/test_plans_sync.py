@@ -17,9 +17,8 @@ from keysentry_dev.local import create_usage_plans
 
 from functions.plans_sync import handler
 from tests.conftest import EVENTS, FakeClock
+from tests.integration.plans_helpers import STAGE, CloudFormation, api_keys, on
 from tests.integration.stream_helpers import StreamReader, batch
-
-STAGE = "dev"
 
 
 @pytest.fixture
@@ -37,21 +36,6 @@ def sync(stream: StreamReader, lambda_context: Any) -> Any:
         return records
 
     return call
-
-
-def api_keys() -> dict[str, tuple[str, bool, list[str]]]:
-    """API Gateway as a key's holder would need it: name -> (value, enabled, usage plan names)."""
-    apigateway = aws.client("apigateway")
-    plans = {p["id"]: p["name"] for p in apigateway.get_usage_plans()["items"]}
-    keys = {}
-    for key in apigateway.get_api_keys(includeValues=True)["items"]:
-        on = sorted(plans[p["id"]] for p in apigateway.get_usage_plans(keyId=key["id"])["items"])
-        keys[key["name"]] = (key["value"], key["enabled"], on)
-    return keys
-
-
-def on(plan: str) -> list[str]:
-    return [f"keysentry-{STAGE}-{plan}"]
 
 
 def change_plan(service: Any, kid: str, plan: str, clock: FakeClock) -> None:
@@ -174,34 +158,10 @@ def test_one_bad_record_fails_alone(service: Any, stream: StreamReader, lambda_c
     assert set(api_keys()) == {usage_identifier(a)}
 
 
-class _CloudFormation:
-    """A local stand-in for CloudFormation's pre-signed response URL: the answers it was PUT."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        answers: list[dict[str, Any]] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                answers.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.answers = answers
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/answer"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_the_deploy_request_makes_the_plans_and_answers_cloudformation(
     stack: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfn = _CloudFormation()
+    cfn = CloudFormation()
     monkeypatch.setenv("PLANS", '{"gold": {"rate": 9, "burst": 9}}')
     monkeypatch.setenv("DEFAULT_PLAN", "gold")
     monkeypatch.setenv("USAGE_PLAN_STAGES", f"{stack.refs['SampleApi']}:{STAGE}")
@@ -216,6 +176,7 @@ def test_the_deploy_request_makes_the_plans_and_answers_cloudformation(
     assert made["Status"] == "SUCCESS"
     assert made["Reason"] == (
         "created: keysentry-dev-gold; left: keysentry-dev-free, keysentry-dev-pro, keysentry-dev-unlimited"
+        "; API keys: 0 keys checked, 0 changed"
     )
     assert "keysentry-dev-gold" in {p["name"] for p in aws.client("apigateway").get_usage_plans()["items"]}
     assert refused["Status"] == "FAILED" and "restApiId:stage" in refused["Reason"]

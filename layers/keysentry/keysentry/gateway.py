@@ -11,7 +11,7 @@ a key (see :func:`keysentry.plans.usage_identifier`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 from keysentry import aws
@@ -19,6 +19,8 @@ from keysentry import aws
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_apigateway.type_defs import PatchOperationTypeDef
+
+PAGE: Final = 500  # the most GetApiKeys and GetUsagePlanKeys give in one page
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,21 @@ class Gateway:
                     return ApiKey(item["id"], name, bool(item.get("enabled")))
         return None
 
+    def api_keys(self, prefix: str) -> dict[str, ApiKey]:
+        """Every API key whose name starts with ``prefix``, by name: the account's API keys read a
+        page of 500 at a time, filtered here (GetApiKeys' ``nameQuery`` is not documented as a prefix
+        match, so it is not relied on)."""
+        found: dict[str, ApiKey] = {}
+        pages = self.client.get_paginator("get_api_keys").paginate(
+            includeValues=False, PaginationConfig={"PageSize": PAGE}
+        )
+        for page in pages:
+            for item in page.get("items", []):
+                name = str(item.get("name", ""))
+                if name.startswith(prefix):
+                    found[name] = ApiKey(item["id"], name, bool(item.get("enabled")))
+        return found
+
     def ensure_api_key(self, name: str, value: str, enabled: bool, description: str) -> ApiKey:
         """The API key named ``name``: found, or created with ``value`` (another writer that created
         it first is found)."""
@@ -153,6 +170,13 @@ class Gateway:
         """The ids of the usage plans ``key`` is associated with."""
         pages = self.client.get_paginator("get_usage_plans").paginate(keyId=key.id)
         return {item["id"] for page in pages for item in page.get("items", [])}
+
+    def keys_on(self, plan_id: str) -> set[str]:
+        """The ids of the API keys associated with the usage plan ``plan_id``, 500 a page."""
+        pages = self.client.get_paginator("get_usage_plan_keys").paginate(
+            usagePlanId=plan_id, PaginationConfig={"PageSize": PAGE}
+        )
+        return {str(item["id"]) for page in pages for item in page.get("items", [])}
 
     def associate(self, plan_id: str, key: ApiKey) -> None:
         try:

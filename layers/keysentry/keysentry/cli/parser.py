@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from keysentry.cli import commands, usage
+from keysentry.cli import commands, plans, usage
 from keysentry.keyformat import ENVS
 from keysentry.model import DEFAULT_ROTATION_DAYS, MAX_ROTATION_DAYS, MIN_ROTATION_DAYS, SIGNING_MODES
 
@@ -53,6 +53,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     _owner_usage(top, common)
     _peppers(top, common)
     _rotation(top, common)
+    _plans(top, common)
     _local(top, common)
     demo = top.add_parser("demo", help="a key's life on the embedded moto cloud, narrated", parents=[common])
     demo.set_defaults(func=commands.cmd_demo)
@@ -226,6 +227,17 @@ def _rotation(top: Group, common: argparse.ArgumentParser) -> None:
         "future really rotates, expires and ends grace windows early)",
     )
     run.set_defaults(func=commands.cmd_rotation_run)
+
+
+def _plans(top: Group, common: argparse.ArgumentParser) -> None:
+    group = top.add_parser("plans", help="REST usage plans and keys' API keys", parents=[common])
+    sync = group.add_subparsers(dest="command", required=True).add_parser(
+        "sync",
+        help="bring every key's API Gateway API key in step with its record, delete orphans (docs/plans.md)",
+        parents=[common],
+    )
+    sync.add_argument("--dry-run", action="store_true", help="print what would change; change nothing")
+    sync.set_defaults(func=plans.cmd_plans_sync)
 
 
 def _local(top: Group, common: argparse.ArgumentParser) -> None:
