@@ -140,6 +140,9 @@ def test_orphans_are_deleted_and_api_keys_outside_keysentrys_naming_are_left(
     apigateway = aws.client("apigateway")
     for name in ("keysentry-usage-GONEGONEGONE", "partner-portal-key-0001", "keysentry-usage-not-a-kid!"):
         apigateway.create_api_key(name=name, value=f"{name}-value-long-enough", enabled=True)
+    free = next(p for p in apigateway.get_usage_plans()["items"] if p["name"] == on("free")[0])
+    gone = apigateway.get_api_keys(nameQuery="keysentry-usage-GONEGONEGONE")["items"][0]["id"]
+    apigateway.create_usage_plan_key(usagePlanId=free["id"], keyId=gone, keyType="API_KEY")
     delete_me = apigateway.get_api_keys(nameQuery=usage_identifier(live))["items"][0]["id"]
     apigateway.delete_api_key(apiKey=delete_me)
 
@@ -154,6 +157,34 @@ def test_orphans_are_deleted_and_api_keys_outside_keysentrys_naming_are_left(
         "keysentry-usage-not-a-kid!",
     }
     assert api_keys()[usage_identifier(live)] == (usage_identifier(live), True, on("unlimited"))
+
+
+def test_another_deployment_in_the_account_is_left_alone(
+    service: Any, stack: Any, cfn: CloudFormation, lambda_context: Any
+) -> None:
+    """A second keysentry stack (stage dev-x: its plans' names start as stage dev's do) shares the
+    account's API keys and usage plans, not the keys table: none of its keys is an orphan here."""
+    from keysentry.gateway import Gateway
+    from keysentry.plans import DEFAULT_PLAN, DEFAULT_PLANS, Plans
+    from keysentry.plans_sync import sync_usage_plans, usage_plan_name
+
+    apigateway = aws.client("apigateway")
+    sync_usage_plans(Plans.from_json(DEFAULT_PLANS, DEFAULT_PLAN), "dev-x", [], Gateway())
+    theirs = apigateway.create_api_key(name="keysentry-usage-THEIRSTHEIRS", value="x" * 30, enabled=True)
+    plan = next(
+        p for p in apigateway.get_usage_plans()["items"] if p["name"] == usage_plan_name("dev-x", "free")
+    )
+    apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=theirs["id"], keyType="API_KEY")
+    mine = service.create("acme", actor="ops", scopes=["prices:read"]).record.kid
+
+    answer = deploy(cfn, "Update", lambda_context)
+
+    assert answer["Status"] == "SUCCESS" and "dev-x" not in answer["Reason"]
+    assert set(api_keys()) == {usage_identifier(mine), "keysentry-usage-THEIRSTHEIRS"}
+    names = {p["name"] for p in apigateway.get_usage_plans()["items"]}
+    assert {usage_plan_name("dev-x", "free"), usage_plan_name("dev", "free")} <= names
+    keys_on_theirs = apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert [k["name"] for k in keys_on_theirs] == ["keysentry-usage-THEIRSTHEIRS"]
 
 
 def test_a_key_that_fails_does_not_stop_the_others_and_is_reported(
@@ -213,7 +244,7 @@ def test_out_of_time_the_deploy_succeeds_saying_so_and_the_command_finishes(
     # Given more keys than the function has time for
     kids = [service.create("acme", actor="ops", scopes=["prices:read"]).record.kid for _ in range(6)]
     orphan = "keysentry-usage-GONEGONEGONE"
-    aws.client("apigateway").create_api_key(name=orphan, value=orphan, enabled=True)
+    created = aws.client("apigateway").create_api_key(name=orphan, value=orphan, enabled=True)
 
     # When the custom resource runs with time for three keys before its reserve
     running = _Running(lambda_context, handler.RESERVE_MS + 3 * 1000 + 500, 1000)
@@ -225,6 +256,12 @@ def test_out_of_time_the_deploy_succeeds_saying_so_and_the_command_finishes(
     assert answer["Data"]["ApiKeysChecked"] == "3"
     assert "run `keysentry plans sync` to finish" in answer["Reason"]
     assert len(set(api_keys()) - {orphan}) == 3 and orphan in api_keys()
+    unlimited = next(
+        p for p in aws.client("apigateway").get_usage_plans()["items"] if p["name"] == on("unlimited")[0]
+    )
+    aws.client("apigateway").create_usage_plan_key(  # on this deployment's plan: its orphan
+        usagePlanId=unlimited["id"], keyId=created["id"], keyType="API_KEY"
+    )
 
     # And the operator's command finishes the work, printing what it changed
     dry_code, dry = plans_sync(capfd, "--dry-run")

@@ -38,6 +38,7 @@ class UsagePlan:
     rate: float | None
     burst: int | None
     quota: tuple[int, str] | None  # (limit, period)
+    description: str = ""
 
 
 def _code(error: ClientError) -> str:
@@ -53,6 +54,7 @@ def _usage_plan(item: Any) -> UsagePlan:
         rate=float(throttle["rateLimit"]) if "rateLimit" in throttle else None,
         burst=int(throttle["burstLimit"]) if "burstLimit" in throttle else None,
         quota=(int(quota["limit"]), str(quota["period"])) if quota.get("limit") else None,
+        description=str(item.get("description", "")),
     )
 
 

@@ -42,6 +42,23 @@ def usage_plan_prefix(stage: str) -> str:
     return f"keysentry-{stage}-"
 
 
+def plan_description(stage: str, plan: str) -> str:
+    """A usage plan's description: what says which deployment it belongs to (names alone cannot:
+    ``keysentry-dev-x-free`` is stage dev-x's free plan, or stage dev's plan x-free)."""
+    return f"keysentry plan {plan} ({stage}); managed by keysentry from the Plans parameter"
+
+
+def deployment_plans(gateway: Gateway, stage: str) -> dict[str, UsagePlan]:
+    """The usage plans this deployment (``stage``) made, by name; another stage's, in the same
+    account and region, are not among them whatever their names."""
+    prefix = usage_plan_prefix(stage)
+    return {
+        name: plan
+        for name, plan in gateway.usage_plans(prefix).items()
+        if plan.description == plan_description(stage, name.removeprefix(prefix))
+    }
+
+
 def usage_plan_name(stage: str, plan: str) -> str:
     """The usage plan of ``plan`` in the deployment ``stage``: found by this name, never stored."""
     return usage_plan_prefix(stage) + plan
@@ -114,15 +131,13 @@ def sync_usage_plans(
     plans: Plans, stage: str, stages: list[tuple[str, str]], gateway: Gateway
 ) -> PlansOutcome:
     """One usage plan per plan, bound to ``stages`` (stages bound by hand are kept). Idempotent."""
-    existing = gateway.usage_plans(usage_plan_prefix(stage))
+    existing = deployment_plans(gateway, stage)
     outcome = PlansOutcome()
     for plan in plans.plans.values():
         name = usage_plan_name(stage, plan.name)
         current = existing.get(name)
         if current is None:
-            description = (
-                f"keysentry plan {plan.name} ({stage}); managed by keysentry from the Plans parameter"
-            )
+            description = plan_description(stage, plan.name)
             gateway.create_usage_plan(name, description, stages, _throttle(plan), _quota(plan))
             outcome.created.append(name)
             continue
@@ -214,7 +229,7 @@ class KeySync:
 
     def usage_plans(self) -> dict[str, UsagePlan]:
         if self._plans is None:
-            self._plans = self.gateway.usage_plans(usage_plan_prefix(self.stage))
+            self._plans = deployment_plans(self.gateway, self.stage)
         return self._plans
 
     def record(self, old_image: dict[str, Any] | None, new_image: dict[str, Any] | None) -> None:
@@ -306,8 +321,9 @@ def reconcile(
     API Gateway's keysentry API keys and their usage plans are read in bulk (a page of 500 a call);
     a key found in step costs no other call. A key out of step goes through :meth:`KeySync.key`, as a
     stream record would: its record read again, consistently, and brought to what it holds now.
-    An orphan is an API key named ``keysentry-usage-<kid>`` whose kid the table holds no live key
-    for; it is looked at only once the whole table was (before that, it may be a key not read yet).
+    An orphan is an API key named ``keysentry-usage-<kid>``, on one of this deployment's usage plans,
+    whose kid the table holds no live key for; it is looked at only once the whole table was (before
+    that, it may be a key not read yet).
     A key that fails is reported and the others go on. ``out_of_time`` is asked before each key.
     """
     result = Reconciled(dry_run=dry_run)
@@ -331,7 +347,10 @@ def reconcile(
         )
         if found:
             _bring(sync, record.kid, found, result)
-    for name in sorted(set(keys) - seen):
+    # only API keys on this deployment's usage plans: another deployment's keys (a second stack in the
+    # account) share the naming but not this table, and are not this one's to delete
+    ours = {name for name, key in keys.items() if key.id in on}
+    for name in sorted(ours - seen):
         kid = name.removeprefix(USAGE_ID_PREFIX)
         if _KID.fullmatch(kid) is None:
             continue  # not keysentry's naming: not ours to delete
