@@ -5,6 +5,8 @@ calls the sample backend handler, or the management API handler for the /self ro
 
 Two APIs, each on its stage ``/prod``: the sample API (``API``, REST or HTTP as asked) and the
 management API (``MANAGE``, always REST). One event at a time, as one Lambda container serves them.
+:func:`serve` puts the gateway behind a real local HTTP server, for a client's own transport
+(sockets, redirects, httpx.AsyncClient).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import base64
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -208,14 +213,53 @@ def requests_session(gateway: LocalGateway) -> requests.Session:
     return session
 
 
-def httpx_client(gateway: LocalGateway, auth: httpx.Auth | None = None) -> httpx.Client:
+def httpx_transport(gateway: LocalGateway) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         status, headers, content = gateway.handle(
             request.method, str(request.url), request.headers.multi_items(), request.read()
         )
         return httpx.Response(status, headers=headers, content=content)
 
-    return httpx.Client(transport=httpx.MockTransport(handle), auth=auth)
+    return httpx.MockTransport(handle)
+
+
+def httpx_client(gateway: LocalGateway, auth: httpx.Auth | None = None) -> httpx.Client:
+    return httpx.Client(transport=httpx_transport(gateway), auth=auth)
+
+
+@contextmanager
+def serve(gateway: LocalGateway, api: str = API) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 in front of the gateway, serving ``api`` (API or MANAGE):
+    yields its URL, stage included (``http://127.0.0.1:<port>/prod``)."""
+    origin = api[: -len(STAGE)]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length")]
+            status, out, content = gateway.handle(self.command, origin + self.path, headers, body)
+            self.send_response(status)
+            for name, value in out:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}{STAGE}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def install_authorizer(stack: Any, clock: Any, monkeypatch: Any) -> Any:

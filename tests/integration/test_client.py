@@ -22,6 +22,7 @@ from tests.integration.client_helpers import (
     MANAGE,
     LocalGateway,
     httpx_client,
+    httpx_transport,
     install_authorizer,
     requests_session,
 )
@@ -63,7 +64,8 @@ class Consumer:
         else:
             from keysentry.client.httpx import KeysentryAuth as HttpxAuth
 
-            self.auth = HttpxAuth(key, base_path="/prod", **options)
+            transport = httpx_transport(gateway)
+            self.auth = HttpxAuth(key, base_path="/prod", pickup_transport=transport, **options)
             self.session = httpx_client(gateway)
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -291,4 +293,4 @@ def test_a_rotation_the_owner_holds_the_successor_of_is_reported_and_the_key_kep
     assert [consumer.prices() for _ in range(3)] == [200, 200, 200]
     assert stored == [] and consumer.auth.kid == issued.record.kid
     assert [call.status for call in gateway.calls if call.path == "/self/successor"] == [404]
-    assert "the key's owner holds it" in caplog.text
+    assert "an owner's rotation" in caplog.text

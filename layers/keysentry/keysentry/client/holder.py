@@ -10,6 +10,14 @@ the successor (opened with the X25519 ``delivery_key`` when it is sealed). The s
 - ``on_successor`` failing keeps the successor in memory (a one-time pickup cannot be repeated)
   and the key in use; the call is retried on a request at least ``retry_seconds`` later, with
   the same successor, until it returns. A failed or refused pickup is retried the same way.
+- A successor is accepted when the management API names the key in use as its predecessor,
+  whatever a notice said (a stale or wrong notice never discards a one-time pickup).
+- An unsealed successor is handed out once: other processes sharing the key get 404. They switch
+  when ``load_successor`` (the application reads the store the first one wrote) gives the key the
+  notice named; without it they keep the key in use until its grace ends. A sealed successor
+  (``delivery_key``) can be collected by every process.
+- ``self_service`` is an absolute https URL (http only on localhost, for local testing): the
+  pickup is signed with the key in use.
 - Nothing here logs or raises with a key or secret in it: log lines name key ids only.
 
 The library bindings (:mod:`keysentry.client.requests`, :mod:`keysentry.client.httpx`) send the
@@ -22,7 +30,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +42,8 @@ from keysentry.keyformat import parse
 
 logger = logging.getLogger("keysentry.client")
 SUCCESSOR_PATH = "/self/successor"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+Loader = Callable[[], Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class KeyHolder:
         on_successor: Callable[[Successor], object] | None = None,
         self_service: str | None = None,
         delivery_key: Any = None,
+        load_successor: Loader | None = None,
         base_path: str = "",
         retry_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -80,8 +91,9 @@ class KeyHolder:
         secret, private_key = load_signing(signing)
         self.signer = Signer(key, secret, private_key)
         self.on_successor = on_successor
-        self.self_service = self_service.rstrip("/") if self_service else None
+        self.self_service = _management_url(self_service) if self_service else None
         self.delivery_key = delivery_key
+        self.load_successor = load_successor
         self.base_path = base_path
         self.retry_seconds = retry_seconds
         self.clock = clock
@@ -130,6 +142,9 @@ class KeyHolder:
             self._busy = True
             if self._pending is not None:
                 return self._pending
+        if self._reload(quiet=True):  # another process sharing the key collected it already
+            self.release()
+            return None
         assert self.self_service is not None
         return Pickup(
             self.self_service + SUCCESSOR_PATH, urlsplit(self.self_service).path.rstrip("/"), self.signer
@@ -137,39 +152,67 @@ class KeyHolder:
 
     def collected(self, status: int, body: bytes) -> None:
         """The pickup's answer: open the successor, then store it (and switch)."""
-        notice = self._notice
-        assert notice is not None
+        kid = self.kid
         if status != 200:
+            if status == 404 and self._reload():
+                return
             self._retry_later()
             logger.warning(
                 "collecting the successor of %s failed (HTTP %d)%s",
-                notice.key,
+                kid,
                 status,
-                ": none is waiting; the key's owner holds it" if status == 404 else "",
+                _NOT_WAITING if status == 404 else "",
             )
             return
         try:
-            successor = self._successor(json.loads(body), notice)
+            successor = self._successor(json.loads(body), kid)
         except Exception as error:  # the message of a decoding error may quote the body
             self._retry_later()
-            logger.warning("the successor of %s could not be read (%s)", notice.key, type(error).__name__)
+            logger.warning("the successor of %s could not be read (%s)", kid, type(error).__name__)
             return
         with self._lock:
             self._pending = successor
         self.store(successor)
 
-    def _successor(self, doc: dict[str, Any], notice: Notice) -> Successor:
+    def _successor(self, doc: dict[str, Any], kid: str) -> Successor:
+        if doc.get("predecessor") != kid:
+            raise LookupError("not a successor of the key in use")
         if "sealed_successor" in doc:
             if self.delivery_key is None:
                 raise LookupError("sealed to a delivery key, and no delivery_key is set")
-            doc = open_successor(doc["sealed_successor"], private_key=self.delivery_key)
-        if doc.get("kid") != notice.successor:
-            raise LookupError("not the successor the notice named")
-        parse(doc["key"])
-        secret = doc.get("signing_secret")
-        if (self.signer.secret is None) != (secret is None):
-            raise LookupError("the successor's signing mode is not the key's")
-        return Successor(notice.successor, doc["key"], secret, notice.key, int(self.clock()) + notice.seconds)
+            opened = open_successor(doc["sealed_successor"], private_key=self.delivery_key)
+            if opened.get("kid") != doc.get("kid"):
+                raise LookupError("the sealed successor is not the one named")
+            doc = {**doc, **opened}
+        successor_kid = parse(doc["key"]).kid
+        seconds = self._notice.seconds if self._notice is not None else 0
+        ends = int(self.clock()) + seconds
+        return Successor(successor_kid, doc["key"], doc.get("signing_secret"), kid, ends)
+
+    def _reload(self, *, quiet: bool = False) -> bool:
+        """Before a pickup and after its 404: whether ``load_successor`` gave the successor the
+        notice named (another process sharing the key collected and stored it), and the holder
+        switched to it."""
+        notice = self._notice
+        if self.load_successor is None or notice is None:
+            return False
+        try:
+            stored = self.load_successor()
+            key = None if stored is None else stored["key"]
+            loaded = key is not None and parse(key).kid == notice.successor
+        except Exception as error:  # the application's store: its message may quote a key
+            logger.warning("load_successor failed for %s (%s)", notice.key, type(error).__name__)
+            return False
+        if not loaded or stored is None:
+            if not quiet:
+                logger.info("load_successor has no %s yet; still using %s", notice.successor, notice.key)
+            return False
+        with self._lock:
+            secret = stored.get("signing_secret") if self.signer.secret is not None else None
+            self.signer = Signer(stored["key"], secret, self.signer.private_key)
+            self._pending = self._notice = None
+        logger.info("switched from key %s to %s, stored by another process", notice.key, notice.successor)
+        return True
 
     def store(self, successor: Successor) -> None:
         """Hand ``successor`` to ``on_successor``; switch to it once that returned."""
@@ -204,3 +247,24 @@ class KeyHolder:
     def _retry_later(self) -> None:
         with self._lock:
             self._next_try = self.clock() + self.retry_seconds
+
+
+_NOT_WAITING = (
+    ": none is waiting for this key (an owner's rotation, shown to the owner only, or an unsealed "
+    "successor another process sharing the key already collected: see load_successor)"
+)
+
+
+def _management_url(url: str) -> str:
+    """``self_service`` checked: an absolute https URL (http only on localhost), no query."""
+    parts = urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+    if not (parts.scheme == "https" or local) or not parts.hostname:
+        raise ValueError(
+            "self_service must be the management API's absolute https URL, e.g. "
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/prod (http only on localhost): "
+            "the pickup carries the key"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("self_service is the management API's URL with its stage, without a query")
+    return url.rstrip("/")

@@ -2,7 +2,10 @@
 the signature covers, or the request is refused before it leaves.
 
 - the path signed is the URL's path after ``base_path`` (a REST API's stage on its execute-api
-  URL: the authorizer verifies the path as the API routes it, without the stage);
+  URL: the authorizer verifies the path as the API routes it, without the stage); a needless
+  escape of an unreserved character (``%7E`` for ``~``) is sent and signed as the character, as
+  requests spells it and the authorizer requires (it refuses the escape as not canonical); a
+  ``.`` or ``..`` segment (escaped or not) is refused;
 - the query is sent in its canonical spelling, the one signed (an HTTP API accepts no other); a
   query that has no canonical spelling meaning the same parameters (a ``%`` not followed by two hex
   digits, percent-escapes that are not UTF-8) is refused;
@@ -25,6 +28,8 @@ from keysentry.client.signer import sign
 from keysentry.signing import canonical_query
 
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 OWN_HEADERS: Final = frozenset(
     {"x-api-key", "x-ks-algorithm", "x-ks-timestamp", "x-ks-nonce", "x-ks-content-sha256", "x-ks-signature"}
 )
@@ -56,7 +61,8 @@ class Outgoing:
 def canonical_url(url: str, base_path: str) -> tuple[str, str, str]:
     """(the URL to send, the path to sign, the query to sign) for ``url``."""
     parts = urlsplit(url)
-    path = parts.path or "/"
+    sent_path = _unreserved_unescaped(parts.path)
+    path = sent_path or "/"
     if base_path:
         if not (path == base_path or path.startswith(base_path + "/")):
             raise UnsignableRequestError(f"the URL's path {path!r} is not under base_path {base_path!r}")
@@ -70,7 +76,22 @@ def canonical_url(url: str, base_path: str) -> tuple[str, str, str]:
         raise UnsignableRequestError("the query has percent-escapes that are not UTF-8") from None
     except ValueError as error:  # SignatureError("malformed_query"): a lone surrogate
         raise UnsignableRequestError(f"the query cannot be signed: {error}") from None
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")), path, query
+    return urlunsplit((parts.scheme, parts.netloc, sent_path, query, "")), path, query
+
+
+def _unreserved_unescaped(path: str) -> str:
+    """``path`` with escapes of unreserved characters decoded (RFC 3986 6.2.2.2: the same URI)."""
+
+    def decoded(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else match.group(0)
+
+    unescaped = _ESCAPE.sub(decoded, path) if "%" in path else path
+    if any(segment in (".", "..") for segment in unescaped.split("/")):
+        raise UnsignableRequestError(
+            "the path has a '.' or '..' segment (a dot segment): the authorizer refuses it"
+        )
+    return unescaped
 
 
 def body_bytes(body: Any) -> bytes | None:

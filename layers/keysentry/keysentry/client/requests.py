@@ -5,6 +5,11 @@ Each request gets the key, and when the key signs, its KS2 signature over what i
 before anything leaves). A response's ``Keysentry-Rotate`` notice starts the collection of the
 successor, sent through the same connection adapter as the request (as requests' own digest auth
 does), and the switch (:mod:`keysentry.client.holder`).
+
+A redirect never carries the key or a signature: the hook of a redirect's response takes them off
+the request before requests copies it to follow the redirect (whatever its origin); the
+redirected request goes without them and the gateway refuses it. Only a response to a request
+that carried the key is read for a notice.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import requests
 from keysentry.client.holder import KeyHolder, Pickup, Successor
 from keysentry.client.notice import ROTATE_HEADER
-from keysentry.client.prepare import UnsignableRequestError, body_bytes, prepare
+from keysentry.client.prepare import OWN_HEADERS, UnsignableRequestError, body_bytes, prepare
 from requests.auth import AuthBase
 
 __all__ = ["KeysentryAuth", "Successor", "UnsignableRequestError"]
@@ -24,8 +29,9 @@ class KeysentryAuth(AuthBase):
     """``key``: the keysentry key. ``signing``: the hmac signing secret, or the Ed25519 or RSA
     private key, for a key that signs. ``base_path``: the part of the URL's path before the API's
     routes (``/prod``, a REST API's stage, on its execute-api URL). ``self_service`` (the
-    management API's URL, stage included) and ``on_successor`` turn on automatic rotation;
-    ``delivery_key`` opens successors sealed to the key's X25519 delivery key."""
+    management API's https URL, stage included) and ``on_successor`` turn on automatic rotation;
+    ``delivery_key`` opens successors sealed to the key's X25519 delivery key;
+    ``load_successor`` reads a successor another process sharing the key stored."""
 
     def __init__(self, key: str, *, signing: Any = None, **options: Any) -> None:
         self.holder = KeyHolder(key, signing=signing, **options)
@@ -58,6 +64,12 @@ class KeysentryAuth(AuthBase):
         return request
 
     def _on_response(self, response: requests.Response, **send_options: Any) -> None:
+        sent = response.request.headers
+        if not any(name in sent for name in OWN_HEADERS):
+            return  # a redirected request: sent without the key, by another API perhaps
+        if response.is_redirect:  # requests copies this request to follow it: not with the key
+            for name in OWN_HEADERS:
+                sent.pop(name, None)
         self.holder.observe(response.headers.get(ROTATE_HEADER))
         work = self.holder.claim()
         if work is None:
