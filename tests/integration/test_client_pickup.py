@@ -261,3 +261,133 @@ def test_any_pickup_failure_leaves_the_applications_requests_alone_and_is_retrie
     assert calls() == [200] * 3 and logged in caplog.text  # tried again, later
     with pytest.raises(TypeError, match="pickup_transport must be an httpx transport"):
         HttpxAuth(issued.token, pickup_transport=object(), on_successor=print, **options)
+
+
+def test_a_stored_successor_without_its_signing_secret_never_turns_an_hmac_key_unsigned(
+    service: Any, authorizer: Any, clock: FakeClock, lambda_context: Any, caplog: Any
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="keysentry.client")
+    gateway = LocalGateway("http", lambda_context)
+    issued, secret = issue(service, "hmac", rotation_days=30)
+    store: dict[str, Any] = {}
+    options = {
+        "signing": secret,
+        "clock": clock,
+        "self_service": MANAGE,
+        "load_successor": lambda: dict(store),
+    }
+    first = Consumer(
+        "requests", gateway, issued.token, on_successor=lambda s: store.update(key=s.key), **options
+    )
+    second = Consumer("httpx", gateway, issued.token, on_successor=print, **options)
+    clock.advance(days=30)
+    run_schedule(service, lambda_context)
+
+    assert first.prices() == 200  # collected; its store kept the key and lost the secret
+    assert [second.prices() for _ in range(3)] == [200] * 3
+    assert second.auth.kid == issued.record.kid  # still the predecessor, still signing
+    assert "has no signing_secret" in caplog.text
+    assert [call.path for call in gateway.refused()] == ["/self/successor"]  # its own pickup: 404
+
+
+def test_a_notice_nobody_answers_is_asked_less_often_and_not_after_its_grace(
+    service: Any, authorizer: Any, clock: FakeClock, lambda_context: Any
+) -> None:
+    """An owner's rotation: the successor went to the owner, every pickup is a 404."""
+    gateway = LocalGateway("rest", lambda_context)
+    issued, secret = issue(service, "hmac")
+    consumer = Consumer(
+        "requests",
+        gateway,
+        issued.token,
+        signing=secret,
+        clock=clock,
+        self_service=MANAGE,
+        on_successor=print,
+    )
+    service.rotate(issued.record.kid, actor="ops", grace_days=1)
+
+    def pickups() -> int:
+        return [call.path for call in gateway.calls].count("/self/successor")
+
+    for _ in range(60):  # an hour, a request a minute
+        assert consumer.prices() == 200
+        clock.advance(61)
+    assert 2 <= pickups() <= 8  # asked again, less and less often
+
+    clock.advance(days=1)
+    run_schedule(service, lambda_context)
+    before = pickups()
+    for _ in range(12):  # the key has expired: refused, and its notice is over
+        assert consumer.prices() == 403
+        clock.advance(3600)
+    assert pickups() == before
+
+
+def test_the_grace_end_handed_over_is_counted_from_when_the_notice_came(
+    service: Any, authorizer: Any, clock: FakeClock, lambda_context: Any
+) -> None:
+    """POST /self/successor answers the successor, not its predecessor's grace: the end is the
+    notice's ``in`` from when it was seen, however late the pickup."""
+    gateway = LocalGateway("rest", lambda_context)
+    issued, secret = issue(service, "hmac", rotation_days=30)
+    stored: list[Any] = []
+    consumer = Consumer(
+        "httpx",
+        gateway,
+        issued.token,
+        signing=secret,
+        clock=clock,
+        self_service=MANAGE,
+        on_successor=stored.append,
+    )
+    clock.advance(days=30)
+    run_schedule(service, lambda_context)
+
+    assert consumer.prices() == 200  # the notice; httpx collects on the next request
+    clock.advance(1000)
+    assert consumer.prices() == 200
+    assert stored[0].grace_ends_at == service.get(issued.record.kid).grace_until
+
+
+def test_a_request_cancelled_during_a_one_time_pickup_does_not_lose_the_successor(
+    service: Any, authorizer: Any, clock: FakeClock, lambda_context: Any
+) -> None:
+    gateway = LocalGateway("rest", lambda_context)
+    issued, secret = issue(service, "hmac", rotation_days=30)
+    stored: list[Any] = []
+    answering = httpx_transport(gateway)
+
+    async def slow_management_api(request: httpx.Request) -> httpx.Response:
+        handed_over = answering.handle_request(request)  # the one-time successor leaves the API
+        await asyncio.sleep(0.5)  # and arrives after the application gave up on its request
+        return handed_over
+
+    auth = HttpxAuth(
+        issued.token,
+        signing=secret,
+        base_path="/prod",
+        clock=clock,
+        self_service=MANAGE,
+        on_successor=stored.append,
+        pickup_transport=httpx.MockTransport(slow_management_api),
+    )
+    clock.advance(days=30)
+    run_schedule(service, lambda_context)
+    successor = service.get(issued.record.kid).successor
+
+    async def application() -> list[int]:
+        async with httpx.AsyncClient(auth=auth, transport=httpx_transport(gateway)) as client:
+            url = API + "/v1/prices/BTC"
+            assert (await client.get(url, params=PARAMS)).status_code == 200  # the notice
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.get(url, params=PARAMS), 0.1)
+            for _ in range(50):
+                if stored:
+                    break
+                await asyncio.sleep(0.05)
+            return [(await client.get(url, params=PARAMS)).status_code for _ in range(2)]
+
+    assert asyncio.run(application()) == [200, 200]
+    assert [s.kid for s in stored] == [successor] and auth.kid == successor
+    assert gateway.calls[-1].kid == successor and gateway.refused() == []
