@@ -256,6 +256,7 @@ def test_any_pickup_failure_leaves_the_applications_requests_alone_and_is_retrie
 
     assert calls() == [200] * 3
     assert logged in caplog.text and auth.kid == issued.record.kid
+    assert issued.token not in caplog.text and secret not in caplog.text
     caplog.clear()
     clock.advance(61)
     assert calls() == [200] * 3 and logged in caplog.text  # tried again, later
@@ -287,6 +288,7 @@ def test_a_stored_successor_without_its_signing_secret_never_turns_an_hmac_key_u
     assert [second.prices() for _ in range(3)] == [200] * 3
     assert second.auth.kid == issued.record.kid  # still the predecessor, still signing
     assert "has no signing_secret" in caplog.text
+    assert secret not in caplog.text and store["key"] not in caplog.text and issued.token not in caplog.text
     assert [call.path for call in gateway.refused()] == ["/self/successor"]  # its own pickup: 404
 
 
