@@ -17,6 +17,7 @@ import pytest
 import requests
 from keysentry import keyformat
 from keysentry.client import UnsignableRequestError
+from keysentry.client.httpx import AsyncKeysentryTransport, KeysentryTransport
 from keysentry.client.httpx import KeysentryAuth as HttpxAuth
 from keysentry.client.requests import KeysentryAuth as RequestsAuth
 
@@ -41,9 +42,11 @@ def authorizer(stack: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, ap
 
 
 @contextmanager
-def recording_server(host: str, redirect_to: str | None) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A server on ``host`` that records each request's headers and answers 302 to
-    ``redirect_to`` (its own /landed when "self"), or 200."""
+def recording_server(
+    host: str, redirect_to: str | None, status: int = 302
+) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A server on ``host`` that records each request's headers and answers ``status`` (a
+    redirect) to ``redirect_to``, or 200."""
     seen: list[dict[str, str]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -55,7 +58,7 @@ def recording_server(host: str, redirect_to: str | None) -> Iterator[tuple[str, 
         def do_GET(self) -> None:
             seen.append({k.lower(): v for k, v in self.headers.items()} | {":path": self.path})
             target = None if self.path.endswith("/landed") else redirect_to
-            self.send_response(302 if target else 200)
+            self.send_response(status if target else 200)
             if target:
                 self.send_header("Location", target)
             self.send_header("Content-Length", "0")
@@ -100,6 +103,83 @@ def test_a_redirect_never_carries_the_key_or_its_signature(library: str, where: 
     followed = landed if where == "other host" else asked[1:]
     assert asked[0]["x-api-key"] == key and len(followed) == 1  # the API got the key; the redirect went
     assert [name for name in OUR_HEADERS if name in followed[0]] == []
+    assert key not in str(followed)
+
+
+class CachingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """What an HTTP cache does (hishel, for one): a permanent redirect is stored, and served again
+    without reaching the network, so httpx's own transport never sees it."""
+
+    def __init__(self, asynchronous: bool) -> None:
+        self.inner: Any = httpx.AsyncHTTPTransport() if asynchronous else httpx.HTTPTransport()
+        self.cache: dict[str, tuple[int, Any]] = {}
+
+    def _hit(self, request: httpx.Request) -> httpx.Response | None:
+        hit = self.cache.get(str(request.url))
+        return None if hit is None else httpx.Response(hit[0], headers=hit[1])
+
+    def _keep(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if response.status_code == 301:
+            self.cache[str(request.url)] = (301, response.headers.raw)
+        return response
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._hit(request) or self._keep(request, self.inner.handle_request(request))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return self._hit(request) or self._keep(request, await self.inner.handle_async_request(request))
+
+
+def mock_api(asynchronous: bool, seen: list[dict[str, str]]) -> httpx.MockTransport:
+    """httpx's MockTransport (WSGI and ASGI transports answer the same way, without httpcore): the
+    API redirects to another host."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.headers) | {":host": request.url.host})
+        if request.url.host == "api.example.test":
+            return httpx.Response(302, headers={"Location": "https://elsewhere.example/landed"})
+        return httpx.Response(200)
+
+    async def aanswer(request: httpx.Request) -> httpx.Response:
+        return answer(request)
+
+    return httpx.MockTransport(aanswer if asynchronous else answer)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("inner", ["cache", "mock"])
+def test_a_transport_that_answers_without_httpcore_never_lets_a_redirect_carry_the_key(
+    inner: str, asynchronous: bool
+) -> None:
+    key = keyformat.generate().token
+    seen: list[dict[str, str]] = []
+    wrap: Any = AsyncKeysentryTransport if asynchronous else KeysentryTransport
+    auth = HttpxAuth(key, signing="s" * 43)
+
+    async def aget(transport: Any, url: str, times: int) -> None:
+        async with httpx.AsyncClient(auth=auth, transport=transport, follow_redirects=True) as client:
+            for _ in range(times):
+                await client.get(url)
+
+    def get(transport: Any, url: str, times: int) -> None:
+        if asynchronous:
+            asyncio.run(aget(transport, url, times))
+            return
+        with httpx.Client(auth=auth, transport=transport, follow_redirects=True) as client:
+            for _ in range(times):
+                client.get(url)
+
+    if inner == "mock":
+        get(wrap(mock_api(asynchronous, seen)), "https://api.example.test/v1/items", 1)
+        asked, followed = seen[:1], seen[1:]
+    else:
+        with recording_server("localhost", None) as (elsewhere, landed):
+            moved = elsewhere + "/prod/landed"
+            with recording_server("127.0.0.1", moved, status=301) as (api, asked):
+                get(wrap(CachingTransport(asynchronous)), api + "/prod/v1/items", 2)  # the second: cached
+        followed = landed
+    assert asked[0]["x-api-key"] == key and len(followed) == (1 if inner == "mock" else 2)
+    assert [name for headers in followed for name in OUR_HEADERS if name in headers] == []
     assert key not in str(followed)
 
 

@@ -6,6 +6,14 @@ before anything leaves). A response's ``Keysentry-Rotate`` notice starts the col
 successor, sent through the same connection adapter as the request (as requests' own digest auth
 does), and the switch (:mod:`keysentry.client.holder`).
 
+The collection runs in the hook of the response that carried the notice, before requests hands
+that response to the application: once per rotation (and per ``retry_seconds`` while it fails),
+bounded by its own timeout (:data:`PICKUP_TIMEOUT`: 5 s to connect, 10 s for each read), whatever
+the application's. It stays on the request path on purpose: a one-time successor is stored by
+``on_successor`` on the application's own thread before the request returns, so a process that
+exits right after cannot lose it in a background thread, and the callback never runs on a thread
+the application does not know. ``on_successor`` and ``load_successor`` are plain functions.
+
 A redirect never carries the key or a signature: the hook of a redirect's response takes them off
 the request before requests copies it to follow the redirect (whatever its origin); the
 redirected request goes without them and the gateway refuses it. Only a response to a request
@@ -19,10 +27,13 @@ from typing import Any
 import requests
 from keysentry.client.holder import KeyHolder, Pickup, Successor
 from keysentry.client.notice import ROTATE_HEADER
+from keysentry.client.pickup import is_async_callable, run
 from keysentry.client.prepare import OWN_HEADERS, UnsignableRequestError, body_bytes, prepare
 from requests.auth import AuthBase
 
 __all__ = ["KeysentryAuth", "Successor", "UnsignableRequestError"]
+
+PICKUP_TIMEOUT = (5.0, 10.0)  # (connect, read) seconds: a silent management API never hangs a request
 
 
 class KeysentryAuth(AuthBase):
@@ -34,6 +45,12 @@ class KeysentryAuth(AuthBase):
     ``load_successor`` reads a successor another process sharing the key stored."""
 
     def __init__(self, key: str, *, signing: Any = None, **options: Any) -> None:
+        for name in ("on_successor", "load_successor"):
+            if is_async_callable(options.get(name)):
+                raise TypeError(
+                    f"{name} is a coroutine function, and requests runs no event loop to await it: "
+                    "pass a plain function (or use httpx.AsyncClient)"
+                )
         self.holder = KeyHolder(key, signing=signing, **options)
 
     def __repr__(self) -> str:
@@ -71,18 +88,13 @@ class KeysentryAuth(AuthBase):
             for name in OWN_HEADERS:
                 sent.pop(name, None)
         self.holder.observe(response.headers.get(ROTATE_HEADER))
-        work = self.holder.claim()
-        if work is None:
-            return
-        try:
-            if isinstance(work, Successor):
-                self.holder.store(work)
-            else:
-                self._collect(work, response, send_options)
-        finally:
-            self.holder.release()
+        flow = self.holder.work()
+        if flow is not None:
+            run(flow, lambda pickup: self._send(pickup, response.connection, send_options))
 
-    def _collect(self, pickup: Pickup, response: requests.Response, send_options: dict[str, Any]) -> None:
+    def _send(self, pickup: Pickup, adapter: Any, send_options: dict[str, Any]) -> tuple[int, bytes]:
+        """POST the pickup through the response's adapter, with the application's TLS and proxy
+        settings but a bounded timeout of its own, and read the answer whole."""
         request = requests.Request("POST", pickup.url, headers={"Accept": "application/json"}).prepare()
         outgoing = prepare(
             pickup.signer,
@@ -95,11 +107,6 @@ class KeysentryAuth(AuthBase):
         )
         request.url = outgoing.url
         request.headers.update(outgoing.headers)
-        adapter = response.connection
-        try:
-            answer = adapter.send(request, **send_options)
-            status, body = answer.status_code, answer.content
-        except (requests.RequestException, OSError) as error:
-            self.holder.failed(error)
-            return
-        self.holder.collected(status, body)
+        options = {name: send_options[name] for name in ("verify", "cert", "proxies") if name in send_options}
+        answer = adapter.send(request, stream=False, timeout=PICKUP_TIMEOUT, **options)
+        return answer.status_code, answer.content
