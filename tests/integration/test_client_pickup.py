@@ -326,11 +326,10 @@ def test_a_notice_nobody_answers_is_asked_less_often_and_not_after_its_grace(
     assert pickups() == before
 
 
-def test_the_grace_end_handed_over_is_counted_from_when_the_notice_came(
+def test_the_grace_end_handed_over_is_the_predecessors_however_late_the_pickup(
     service: Any, authorizer: Any, clock: FakeClock, lambda_context: Any
 ) -> None:
-    """POST /self/successor answers the successor, not its predecessor's grace: the end is the
-    notice's ``in`` from when it was seen, however late the pickup."""
+    """POST /self/successor names the calling key's grace end (``predecessor_grace_until``)."""
     gateway = LocalGateway("rest", lambda_context)
     issued, secret = issue(service, "hmac", rotation_days=30)
     stored: list[Any] = []

@@ -77,13 +77,16 @@ def pick_up_successor() -> dict[str, Any]:
     picked = context.service().pick_up_successor(kid, actor=f"key:{kid}")
     if picked is None:
         raise NotFoundError("no successor is waiting for pickup")
+    # when the calling key stops working: the holder's deadline for switching
+    grace = {"predecessor_grace_until": context.service().get(kid).grace_until}
     if isinstance(picked, SealedSuccessor):
         return {
             **picked.record.public_view(),
+            **grace,
             "sealed_successor": picked.sealed,
             "notice": "Sealed to the key's delivery key: open it with the X25519 private key.",
         }
-    return issued_body(picked)
+    return {**issued_body(picked), **grace}
 
 
 @router.post("/self/revoke", summary="Kill the calling key now (when it leaks)", tags=["self"])

@@ -60,8 +60,9 @@ class PickupError(Exception):
 class Successor:
     """A collected successor: give it to safe storage. ``signing_secret`` is set for hmac keys
     (Ed25519 and RSA successors keep the predecessor's key pair). ``grace_ends_at``: Unix time
-    after which the predecessor is refused, as estimated from the notice (its ``in`` seconds
-    counted from when the client saw it)."""
+    after which the predecessor is refused, as the management API's answer gives it (from a
+    management API that does not, estimated from the notice: its ``in`` seconds counted from when
+    the client saw it)."""
 
     kid: str
     key: str = field(repr=False)
@@ -240,8 +241,10 @@ class KeyHolder:
                 raise LookupError("the sealed successor is not the one named")
             doc = {**doc, **opened}
         successor_kid = parse(doc["key"]).kid
-        notice = self._notice  # POST /self/successor answers the successor, not its predecessor's grace
-        ends = self._seen_at + notice.seconds if notice is not None else self.clock()
+        ends = doc.get("predecessor_grace_until")  # the management API's answer says it
+        if not isinstance(ends, int) or isinstance(ends, bool):  # an older one: the notice's estimate
+            notice = self._notice
+            ends = self._seen_at + notice.seconds if notice is not None else self.clock()
         return Successor(successor_kid, doc["key"], doc.get("signing_secret"), kid, int(ends))
 
     def _reload(self, *, quiet: bool = False) -> Generator[Step, Outcome, bool]:
