@@ -402,12 +402,15 @@ def test_a_bad_record_never_allows(
         invoke(event("authorizer_rest_request_valid", issued.token))
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("ROUTE_SCOPES", "{not json"), ("PLANS", "{not json"), ("DEFAULT_PLAN", "gold")]
+)
 def test_a_missing_configuration_fails_closed(
-    service: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+    name: str, value: str, service: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issued = key(service)
     monkeypatch.setattr(handler, "_authorizer", None)
-    monkeypatch.setenv("ROUTE_SCOPES", "{not json")
+    monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError):
         handler.lambda_handler(event("authorizer_rest_request_valid", issued.token), lambda_context)
     assert handler.lambda_handler(event("authorizer_http_v2_simple", issued.token), lambda_context) == {

@@ -252,8 +252,22 @@ def _composed(f: dataclasses.Field[Any]) -> type[EnvSettings]:
     return factory
 
 
+class WithPlans:
+    """Settings that read the deployment's plans: checked whole when the settings load (the default
+    must be one of them), so a wrong ``PLANS`` is a ConfigurationError at a container's start."""
+
+    plans_json: str
+    default_plan: str
+
+    def __post_init__(self) -> None:
+        self.plans()
+
+    def plans(self) -> Plans:
+        return _plans(self.plans_json, self.default_plan)
+
+
 @dataclass(frozen=True)
-class Settings(EnvSettings):
+class Settings(WithPlans, EnvSettings):
     """The key service's: tables, pepper, KMS key, lifecycle defaults (API, rotation, CLI, demo)."""
 
     keys_table: str = KEYS_TABLE.field()
@@ -269,12 +283,6 @@ class Settings(EnvSettings):
     default_rotation_days: int = DEFAULT_ROTATION_DAYS_VAR.field()
     max_lifetime_days: int = MAX_LIFETIME_DAYS_VAR.field()
     audit_retention_days: int = AUDIT_RETENTION_DAYS.field()
-
-    def __post_init__(self) -> None:
-        self.plans()  # the default must be one of the plans: a ConfigurationError at load, not later
-
-    def plans(self) -> Plans:
-        return _plans(self.plans_json, self.default_plan)
 
 
 @dataclass(frozen=True)
@@ -333,7 +341,7 @@ class ScanningKeysSettings(EnvSettings):
 
 
 @dataclass(frozen=True)
-class AuthorizerSettings(EnvSettings):
+class AuthorizerSettings(WithPlans, EnvSettings):
     """The authorizer: the tables it reads, its caches, the signature window, how it answers."""
 
     keys_table: str = KEYS_TABLE.field()
@@ -353,15 +361,9 @@ class AuthorizerSettings(EnvSettings):
     default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
     plans_json: str = PLANS.field()  # which plans have a quota (their keys' context names their chain)
 
-    def __post_init__(self) -> None:
-        self.plans()  # the default must be one of the plans: a ConfigurationError at load, not later
-
-    def plans(self) -> Plans:
-        return _plans(self.plans_json, self.default_plan)
-
 
 @dataclass(frozen=True)
-class PlansSyncSettings(EnvSettings):
+class PlansSyncSettings(WithPlans, EnvSettings):
     """REST usage plans from the plans (at deploy), and each key's API key from the keys table's stream."""
 
     keys_table: str = KEYS_TABLE.field()  # each record is brought to the key's state there
@@ -369,9 +371,6 @@ class PlansSyncSettings(EnvSettings):
     default_plan: str = DEFAULT_PLAN_VAR.field()
     stage: str = STAGE.field()  # usage plans are named keysentry-<stage>-<plan>
     usage_plan_stages: str = USAGE_PLAN_STAGES.field()  # "restApiId:stage,...": the metered REST stages
-
-    def plans(self) -> Plans:
-        return _plans(self.plans_json, self.default_plan)
 
 
 def authorizer_http_response() -> str:
