@@ -83,9 +83,8 @@ def install_authorizer(stack: Any, clock: Any, routes: str, monkeypatch: Any, **
         KeyStore(stack.refs["KeysTable"]),
         PepperSource(stack.refs["PepperSecret"]),
         RouteTable.from_json(routes),
-        cache_ttl=30,
         clock=clock,
-        **options,
+        **{"cache_ttl": 30, **options},
     )
     monkeypatch.setattr(handler, "_authorizer", authorizer)
     return authorizer

@@ -30,6 +30,7 @@ from requests.structures import CaseInsensitiveDict
 from functions.api import handler as api_handler
 from functions.authorizer import handler as authorizer_handler
 from functions.sample_backend import handler as backend_handler
+from tests.integration import authz_helpers
 from tests.integration.authz_helpers import iam_effect
 
 API = "https://api.example.test/prod"
@@ -265,19 +266,12 @@ def serve(gateway: LocalGateway, api: str = API) -> Iterator[str]:
 def install_authorizer(stack: Any, clock: Any, monkeypatch: Any) -> Any:
     """The authorizer over the test stack with ROUTES, no container cache (a rotation is seen at
     once, as after the cache's TTL), signed requests checked against the test's clock."""
-    from keysentry.authorizer import Authorizer
-    from keysentry.peppers import PepperSource
-    from keysentry.routes import RouteTable
-    from keysentry.store import KeyStore
-
-    authorizer = Authorizer(
-        KeyStore(stack.refs["KeysTable"]),
-        PepperSource(stack.refs["PepperSecret"]),
-        RouteTable.from_json(ROUTES),
+    return authz_helpers.install_authorizer(
+        stack,
+        clock,
+        ROUTES,
+        monkeypatch,
         cache_ttl=0,
-        clock=clock,
         kms_key_id=stack.refs["SigningSecretsKey"],
         nonce_table=stack.refs["NonceTable"],
     )
-    monkeypatch.setattr(authorizer_handler, "_authorizer", authorizer)
-    return authorizer

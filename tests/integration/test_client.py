@@ -76,6 +76,15 @@ class Consumer:
         return self.call("GET", "/v1/prices/BTC", params=PARAMS)[0]
 
 
+def follower(
+    library: str, gateway: LocalGateway, issued: Any, secret: Any, clock: FakeClock, **options: Any
+) -> Consumer:
+    """A consumer of ``issued`` that follows its rotations through the management API."""
+    return Consumer(
+        library, gateway, issued.token, signing=secret, clock=clock, self_service=MANAGE, **options
+    )
+
+
 @pytest.fixture
 def authorizer(stack: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, api_service: Any) -> Any:
     return install_authorizer(stack, clock, monkeypatch)
@@ -248,15 +257,7 @@ def test_a_failing_on_successor_keeps_the_successor_and_the_key_in_use_until_it_
         if len(offered) == 1:
             raise OSError("vault unavailable")
 
-    consumer = Consumer(
-        "requests",
-        gateway,
-        issued.token,
-        signing=secret,
-        clock=clock,
-        self_service=MANAGE,
-        on_successor=store,
-    )
+    consumer = follower("requests", gateway, issued, secret, clock, on_successor=store)
     clock.advance(days=30)
     run_schedule(service, lambda_context)
     assert [consumer.prices() for _ in range(3)] == [200, 200, 200]
@@ -279,15 +280,7 @@ def test_a_rotation_the_owner_holds_the_successor_of_is_reported_and_the_key_kep
     gateway = LocalGateway("http", lambda_context)
     issued, secret = issue(service, "hmac")
     stored: list[Any] = []
-    consumer = Consumer(
-        "httpx",
-        gateway,
-        issued.token,
-        signing=secret,
-        clock=clock,
-        self_service=MANAGE,
-        on_successor=stored.append,
-    )
+    consumer = follower("httpx", gateway, issued, secret, clock, on_successor=stored.append)
     service.rotate(issued.record.kid, actor="ops")
 
     assert [consumer.prices() for _ in range(3)] == [200, 200, 200]

@@ -30,7 +30,7 @@ from tests.integration.client_helpers import (
     install_authorizer,
     serve,
 )
-from tests.integration.test_client import PARAMS, Consumer, issue, run_schedule
+from tests.integration.test_client import PARAMS, Consumer, follower, issue, run_schedule
 
 LIBRARIES = ["requests", "httpx"]
 
@@ -298,15 +298,7 @@ def test_a_notice_nobody_answers_is_asked_less_often_and_not_after_its_grace(
     """An owner's rotation: the successor went to the owner, every pickup is a 404."""
     gateway = LocalGateway("rest", lambda_context)
     issued, secret = issue(service, "hmac")
-    consumer = Consumer(
-        "requests",
-        gateway,
-        issued.token,
-        signing=secret,
-        clock=clock,
-        self_service=MANAGE,
-        on_successor=print,
-    )
+    consumer = follower("requests", gateway, issued, secret, clock, on_successor=print)
     service.rotate(issued.record.kid, actor="ops", grace_days=1)
 
     def pickups() -> int:
@@ -333,15 +325,7 @@ def test_the_grace_end_handed_over_is_the_predecessors_however_late_the_pickup(
     gateway = LocalGateway("rest", lambda_context)
     issued, secret = issue(service, "hmac", rotation_days=30)
     stored: list[Any] = []
-    consumer = Consumer(
-        "httpx",
-        gateway,
-        issued.token,
-        signing=secret,
-        clock=clock,
-        self_service=MANAGE,
-        on_successor=stored.append,
-    )
+    consumer = follower("httpx", gateway, issued, secret, clock, on_successor=stored.append)
     clock.advance(days=30)
     run_schedule(service, lambda_context)
 

@@ -23,7 +23,7 @@ from keysentry.client.requests import KeysentryAuth as RequestsAuth
 
 from tests.conftest import FakeClock
 from tests.integration.client_helpers import API, MANAGE, LocalGateway, install_authorizer, serve
-from tests.integration.test_client import PARAMS, Consumer, delivery_options, issue, run_schedule
+from tests.integration.test_client import PARAMS, Consumer, delivery_options, follower, issue, run_schedule
 
 LIBRARIES = ["requests", "httpx"]
 OUR_HEADERS = (
@@ -267,15 +267,7 @@ def test_a_wrong_notice_does_not_cost_the_one_time_successor(
     gateway = LocalGateway("rest", lambda_context)
     issued, secret = issue(service, "hmac", rotation_days=30)
     stored: list[Any] = []
-    consumer = Consumer(
-        library,
-        gateway,
-        issued.token,
-        signing=secret,
-        clock=clock,
-        self_service=MANAGE,
-        on_successor=stored.append,
-    )
+    consumer = follower(library, gateway, issued, secret, clock, on_successor=stored.append)
     clock.advance(days=30)
     run_schedule(service, lambda_context)
     successor = service.get(issued.record.kid).successor
