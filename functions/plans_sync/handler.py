@@ -18,9 +18,8 @@ from keysentry.store import KeyStore
 
 logger = Logger()
 metrics = Metrics()
-RESERVE_MS = (
-    30_000  # left of the timeout when the backfill stops: one key's calls (the SDK's retries) and the answer
-)
+# left of the timeout when the backfill stops: one key's calls (the SDK's retries) and the answer
+RESERVE_MS = 30_000
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from keysentry.store.usage import (
+    DAY,
     Item,
     ItemKey,
     UsageTable,
@@ -137,21 +138,20 @@ class Metering:
         write held the batch's counts when it was read (an earlier delivery of the batch wrote its
         chunk): they are not added twice."""
         hours: dict[tuple[str, int], KeyHour] = {}
-        days: dict[tuple[str, int], KeyHour] = {}
         for (kid, start), counts in batch.keys.items():
-            hour_key, day = (key_pk(kid), hour_sk(start)), start - start % 86_400
-            hours[(kid, start)] = merged(held.get(hour_key), counts if hour_key in written else KeyHour())
-            day_key = (key_pk(kid), day_sk(day))
-            if (kid, day) not in days:
-                days[(kid, day)] = merged(held.get(day_key), KeyHour())
-            if day_key in written:
-                days[(kid, day)].merge(counts, bounded=False)
-        for (meter, day), requests in batch.chained.items():
-            day_key = (key_pk(meter), day_sk(day))
-            if (meter, day) not in days:
-                days[(meter, day)] = merged(held.get(day_key), KeyHour())
-            if day_key in written:
-                days[(meter, day)].chained += requests
+            key = (key_pk(kid), hour_sk(start))
+            hours[(kid, start)] = merged(held.get(key), counts if key in written else KeyHour())
+        # each key's day, and a chain's first key's day with its later keys' requests
+        added = [((kid, start - start % DAY), counts) for (kid, start), counts in batch.keys.items()]
+        added += [((meter, day), KeyHour(chained=n)) for (meter, day), n in batch.chained.items()]
+        days: dict[tuple[str, int], KeyHour] = {}
+        for (kid, day), counts in added:
+            key = (key_pk(kid), day_sk(day))
+            total = days.get((kid, day))
+            if total is None:
+                total = days[(kid, day)] = merged(held.get(key), KeyHour())
+            if key in written:
+                total.merge(counts, bounded=False)
         return Recorded(
             dict(batch.keys), hours, days, held, not written, dict(batch.meters), batch.quota_free()
         )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from keysentry.errors import KeyNotFoundError, ValidationError
 from keysentry.gateway import ApiKey, Gateway, UsagePlan
-from keysentry.keyformat import KID_LEN
+from keysentry.keyformat import is_kid
 from keysentry.model import KeyRecord, Status
 from keysentry.plans import USAGE_ID_PREFIX, Plan, Plans, usage_identifier
 from keysentry.store import KeyStore, from_item, is_key_item
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 STAGE_PAIR: Final = re.compile(r"[a-z0-9]{10}:[A-Za-z0-9_-]{1,128}")
 METERED: Final = frozenset({Status.ACTIVE, Status.ROTATING, Status.SUSPENDED})  # have an API key
-_KID: Final = re.compile(rf"[0-9A-Za-z]{{{KID_LEN}}}")
 
 
 def usage_plan_prefix(stage: str) -> str:
@@ -248,11 +247,10 @@ class KeySync:
         """Bring ``kid``'s API key to its record in the table now; raises when API Gateway could not be."""
         want = self.wanted(kid)
         key = self.gateway.api_key(usage_identifier(kid))
-        if want is None:  # no usage plan is looked up for a key that has none
-            self._apply(kid, key, steps(None, key, set()), want)
-            return
-        names = {plan.id: plan.name for plan in self.usage_plans().values()}
-        on = {names[i] for i in self.gateway.plans_of(key) if i in names} if key else set()
+        on: set[str] = set()
+        if want is not None and key is not None:  # no usage plan is looked up for a key that has none
+            names = {plan.id: plan.name for plan in self.usage_plans().values()}
+            on = {names[i] for i in self.gateway.plans_of(key) if i in names}
         self._apply(kid, key, steps(want, key, on), want)
 
     def _apply(self, kid: str, key: ApiKey | None, todo: list[Step], want: Wanted | None) -> None:
@@ -352,7 +350,7 @@ def reconcile(
     ours = {name for name, key in keys.items() if key.id in on}
     for name in sorted(ours - seen):
         kid = name.removeprefix(USAGE_ID_PREFIX)
-        if _KID.fullmatch(kid) is None:
+        if not is_kid(kid):
             continue  # not keysentry's naming: not ours to delete
         if out_of_time():
             result.finished = False

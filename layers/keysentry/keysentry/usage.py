@@ -264,7 +264,7 @@ class Batch:
         gateway's own, so the key id there is the authorizer's."""
         self.unreadable += 1
         found = _KEYED_PREFIX.match(message)
-        if found is not None and "ks_" not in found.group(1):
+        if found is not None:
             self._hour(self.keys, found.group(1), timestamp_ms).add_request({})
 
     def _access(self, line: dict[str, Any], message: str, timestamp_ms: int) -> None:

@@ -141,9 +141,11 @@ class QuotaWatcher:
                 over.setdefault(kid, []).append((period, start, end, used))
         found: dict[str, Exhausted] = {}
         for kid, candidates in sorted(over.items()):
+            if kid in found:
+                continue  # found with a chain key of this batch: its record was read then
             record = self._record(kid)
             exhausted = _exhausted(record, self._plan(record), candidates) if record else None
-            if record is None or exhausted is None or kid in found:
+            if record is None or exhausted is None:
                 continue
             found[kid] = exhausted
             if _held(exhausted) and not recorded.replayed:
