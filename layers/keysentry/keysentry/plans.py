@@ -150,4 +150,3 @@ DEFAULT_PLANS: Final = (
     ' "unlimited": {"rate": 1000, "burst": 2000}}'
 )
 DEFAULT_PLAN: Final = "unlimited"  # keys from before plans: no quota, as before
-DEFAULT_METERED: Final = Plans.from_json(DEFAULT_PLANS, DEFAULT_PLAN).metered  # free and pro

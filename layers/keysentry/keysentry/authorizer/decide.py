@@ -20,14 +20,14 @@ from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
 from keysentry.authorizer.events import Request
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import path_is_canonical
-from keysentry.authorizer.respond import HOLDER_ROUTES, Contexts, allowed, quota_marked
+from keysentry.authorizer.respond import HOLDER_ROUTES, Contexts, allowed
 from keysentry.authorizer.usage import UsageRecorder
 from keysentry.errors import MalformedKeyError
 from keysentry.identify import identify_token
 from keysentry.model import KeyRecord, Status
 from keysentry.nonces import NonceTable
 from keysentry.peppers import PepperSource
-from keysentry.plans import DEFAULT_METERED, DEFAULT_PLAN
+from keysentry.plans import DEFAULT_PLAN, DEFAULT_PLANS, Plans
 from keysentry.routes import RouteTable
 from keysentry.settings import TEST_STAGES, AuthorizerSettings
 from keysentry.store import KeyStore, from_item
@@ -94,7 +94,7 @@ def _boundary(record: KeyRecord, now: int) -> float:
     """When the decision on ``record`` may change by the clock alone: its grace or lifetime ends, or
     the quota it exhausted resets (a remembered quota_exceeded must not outlive the mark)."""
     times = [t for t in (record.grace_until, record.expires_at) if t is not None]
-    if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
+    if record.quota_exhausted_until is not None and record.quota_refused(now):
         times.append(record.quota_exhausted_until)
     return min(times, default=float("inf"))
 
@@ -139,9 +139,11 @@ class Authorizer:
         # Live keys may call any stage, test stages included.
         self.test_stages = test_stages
         self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
-        # the plans with a quota (None: the default plans'): their keys' context names their chain
-        metered = metered_plans if metered_plans is not None else DEFAULT_METERED
-        self.contexts = Contexts(self.cache.max_entries, default_plan, metered)
+        # the plans with a quota (None: the default plans', parsed only then): their keys' context
+        # names their chain
+        if metered_plans is None:
+            metered_plans = Plans.from_json(DEFAULT_PLANS, DEFAULT_PLAN).metered
+        self.contexts = Contexts(self.cache.max_entries, default_plan, metered_plans)
 
     @classmethod
     def from_settings(cls, settings: AuthorizerSettings) -> Authorizer:
@@ -292,7 +294,7 @@ class Authorizer:
             denial = _ip_denial(entry, request.source_ip)
             if denial:
                 return denial
-        if quota_marked(record, now) and (request.method, request.path) not in HOLDER_ROUTES:
+        if record.quota_refused(now) and (request.method, request.path) not in HOLDER_ROUTES:
             return "quota_exceeded"  # the usage pipeline's mark, read from the record held: no AWS call
         required = self.routes.required_scope(request.method, request.path)
         if required is None:

@@ -37,11 +37,6 @@ HOLDER_ROUTES: Final = frozenset(
 )
 
 
-def quota_marked(record: KeyRecord, now: int) -> bool:
-    """Whether the usage pipeline's quota mark refuses the key at ``now``."""
-    return record.quota_exhausted_until is not None and record.quota_exhausted_until > now
-
-
 class Unauthorized(Exception):  # API Gateway answers 401 for exactly this message
     def __init__(self) -> None:
         super().__init__("Unauthorized")
@@ -118,7 +113,7 @@ def _document(
     """The Allow's policy for every route of the stage; None where it must name only the route asked
     about: no stage, or a key refused for its quota, allowed only its own routes (HOLDER_ROUTES), so
     that a cached copy allows no other."""
-    if prefix is None or quota_marked(record, now):
+    if prefix is None or record.quota_refused(now):
         return None
     return _allow_document(authorizer.routes, prefix, record.scopes)
 

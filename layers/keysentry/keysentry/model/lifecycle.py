@@ -281,12 +281,11 @@ def _successor(
     )
     # Rotating is no way out of a quota: the successor's requests count with its chain's (its
     # meter: the chain's first key), and a key refused for its quota hands the refusal on.
-    exhausted = record.quota_exhausted_until
     return replace(
         successor,
         expires_at=record.expires_at,
         delivery_key=record.delivery_key,
-        quota_exhausted_until=exhausted if exhausted is not None and exhausted > now else None,
+        quota_exhausted_until=record.quota_exhausted_until if record.quota_refused(now) else None,
         meter=record.meter or record.kid,
     )
 

@@ -177,6 +177,10 @@ class KeyRecord:
     def is_live(self) -> bool:
         return self.status in LIVE
 
+    def quota_refused(self, now: float) -> bool:
+        """Whether the usage pipeline's quota mark refuses the key at ``now``."""
+        return self.quota_exhausted_until is not None and self.quota_exhausted_until > now
+
     def public_view(self) -> dict[str, Any]:
         """What an operator may see: everything but the digest and signing secrets."""
         return {

@@ -182,7 +182,7 @@ class Usage(ServiceBase):
         periods = self._periods(record.meter or record.kid, days)
         used = sum(counts.metered() for counts in periods.values())
         view = {"limit": quota.limit, "period": quota.period, "used": used, "resets_at": resets_at}
-        if record.quota_exhausted_until is not None and record.quota_exhausted_until > now:
+        if record.quota_refused(now):
             view["exhausted_until"] = record.quota_exhausted_until
         return view
 
