@@ -58,7 +58,7 @@ def default_template_path() -> Path:
     here = Path.cwd() / "template.yaml"
     if here.exists():
         return here
-    return Path(__file__).resolve().parents[3] / "template.yaml"
+    return Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def load_template(path: Path | None = None) -> dict[str, Any]:

@@ -9,13 +9,15 @@ import shlex
 import signal
 import socket
 import threading
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from keysentry import aws
 from keysentry.errors import ConfigurationError
 
 from keysentry_dev import require_local_extra
-from keysentry_dev.local import REGION, Stack, load_template, provision, sam_env_vars
+from keysentry_dev.gateway import LocalGateway, serve
+from keysentry_dev.local import REGION, Stack, default_template_path, load_template, provision, sam_env_vars
 
 
 def run_local(
@@ -27,12 +29,17 @@ def run_local(
     template: Path | None = None,
     out_json: bool = False,
     block: bool = True,
+    gateway: str | None = None,
+    gateway_port: int = 3000,
 ) -> int:
     require_local_extra("keysentry local up")
     from moto.server import ThreadedMotoServer
 
-    loaded = load_template(template)  # a missing or broken template fails before anything starts
+    template_path = template or default_template_path()
+    loaded = load_template(template_path)  # a missing or broken template fails before anything starts
     _check_free(host, port)
+    if gateway:
+        _check_free(host, gateway_port)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request on the terminal
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
@@ -51,23 +58,29 @@ def run_local(
     except Exception:
         server.stop()
         raise
-    _announce(stack, endpoint, env_file, container_host, port, out_json)
-    if not block:
-        server.stop()
-        return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with ExitStack() as running:
+        running.callback(server.stop)
+        url = None
+        if gateway:
+            local = LocalGateway(stack, template_path.resolve().parent, gateway)
+            url = running.enter_context(serve(local, host, gateway_port))
+        _announce(stack, endpoint, env_file, container_host, port, out_json, url)
+        if block:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with suppress(KeyboardInterrupt):
+                stop.wait()
     return 0
 
 
 def _announce(
-    stack: Stack, endpoint: str, env_file: Path, container_host: str, port: int, out_json: bool
+    stack: Stack,
+    endpoint: str,
+    env_file: Path,
+    container_host: str,
+    port: int,
+    out_json: bool,
+    gateway_url: str | None = None,
 ) -> None:
     """Write the SAM env-vars file and the shell exports; print how to reach the stack."""
     env = stack.function_environment()
@@ -80,10 +93,13 @@ def _announce(
         "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
     )
     if out_json:
-        print(json.dumps({"endpoint": endpoint, "env": env, "env_file": str(env_file)}, indent=2), flush=True)
+        doc = {"endpoint": endpoint, "env": env, "env_file": str(env_file), "gateway": gateway_url}
+        print(json.dumps(doc, indent=2), flush=True)
     else:
         for name, value in sorted(env.items()):
-            print(f"export {name}={value}", flush=True)
+            print(f"export {name}={shlex.quote(value)}", flush=True)
+        if gateway_url:
+            print(f"# the sample API and /self behind the authorizer: {gateway_url}", flush=True)
         print(
             f"# moto server on {endpoint}; sam local env vars in {env_file}; "
             f"for another shell: source {env_file.with_suffix('.env')}. Ctrl-C to stop.",

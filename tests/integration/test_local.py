@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import signal
 import socket
 import subprocess
@@ -109,7 +110,7 @@ def _read_exports(server: subprocess.Popen[str], deadline: float) -> dict[str, s
             return exports
         if line.startswith("export "):
             name, _, value = line[len("export ") :].strip().partition("=")
-            exports[name] = value
+            exports[name] = shlex.split(value)[0] if value else ""  # as a shell reads it
     return None
 
 

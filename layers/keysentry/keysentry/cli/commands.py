@@ -219,6 +219,8 @@ def cmd_local_up(args: argparse.Namespace, out: Output, service: Service) -> int
         container_host=args.container_host,
         template=Path(args.template) if args.template else None,
         out_json=out.as_json,
+        gateway=args.gateway,
+        gateway_port=args.gateway_port,
     )
 
 

@@ -254,4 +254,15 @@ def _local(top: Group, common: argparse.ArgumentParser) -> None:
         help="the address containers of sam local reach this host at",
     )
     up.add_argument("--template", help="template.yaml to read (default: the project's)")
+    up.add_argument(
+        "--gateway",
+        nargs="?",
+        const="rest",
+        choices=("rest", "http"),
+        help="also serve the sample API (REST, or the HTTP API's events) and /self through the real "
+        "authorizer, backend and usage function, in this process: no Docker needed",
+    )
+    up.add_argument(
+        "--gateway-port", type=_positive_int, default=3000, help="the local gateway's port (default 3000)"
+    )
     up.set_defaults(func=commands.cmd_local_up)

@@ -1,0 +1,463 @@
+"""A local API Gateway without Docker: ``keysentry local up --gateway``.
+
+It serves, on a local port, the routes template.yaml gives the sample API (REST, or the HTTP API with
+``--api http``) and the management API's routes behind keysentry's authorizer (``/self``...), each
+through the real handlers named by the template (``CodeUri`` and ``Handler``, loaded from their files
+as SAM does): the authorizer decides, the backend answers, and the access log line API Gateway would
+write (the API's own ``Format`` from template.yaml) goes to the usage function, so a key's usage is
+counted as it is on AWS. Handlers run one at a time, as one Lambda container serves them.
+
+What it does not do: API Gateway's own authorizer cache, throttling, usage plans, and routes that need
+IAM (the owner's routes: the CLI reaches the tables directly). ``sam local start-api`` with Docker
+(``make e2e``) runs the functions in Lambda's own image.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import importlib.util
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from keysentry_dev.local import ACCOUNT, REGION, Stack
+
+Headers = list[tuple[str, str]]
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+# The stand-in for an HTTP API's id: the local stack makes no HTTP API (moto's apigatewayv2 is not
+# needed for anything else).
+HTTP_API_ID = "h77p4p1d00"
+
+
+@dataclass
+class LambdaContext:
+    """What a handler reads of Lambda's context object."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_ms: int = 10_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+# ---------------------------------------------------------------- the events API Gateway sends
+
+
+def _grouped(pairs: Headers) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def _body(body: bytes) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    try:
+        return body.decode(), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode(), True
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One request as the gateway received it, the stage taken off its path."""
+
+    api_id: str
+    stage: str
+    method: str
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    source_ip: str
+    resource: str = ""  # the matched route's path template (REST's resourcePath)
+
+    def method_arn(self) -> str:
+        return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{self.api_id}/{self.stage}/{self.method}{self.path}"
+
+
+def rest_event(request: Incoming) -> dict[str, Any]:
+    """A REST API's REQUEST authorizer (and proxy integration) event."""
+    multi_headers = _grouped(request.headers)
+    multi_query = _grouped(parse_qsl(request.query, keep_blank_values=True))
+    text, is_base64 = _body(request.body)
+    resource = request.resource or request.path
+    return {
+        "type": "REQUEST",
+        "methodArn": request.method_arn(),
+        "resource": resource,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "requestContext": {
+            "path": f"/{request.stage}{request.path}",
+            "accountId": ACCOUNT,
+            "stage": request.stage,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": request.source_ip, "userAgent": _header(request.headers, "user-agent")},
+            "resourcePath": resource,
+            "httpMethod": request.method,
+            "apiId": request.api_id,
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def http_event(request: Incoming) -> dict[str, Any]:
+    """An HTTP API's payload 2.0 event (authorizer and integration) on a named stage reached through
+    its execute-api host: ``rawPath`` leads with the stage there, as API Gateway sends it."""
+    joined = {name.lower(): ",".join(values) for name, values in _grouped(request.headers).items()}
+    text, is_base64 = _body(request.body)
+    route = f"{request.method} {request.resource or request.path}"
+    return {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": request.method_arn(),
+        "routeKey": route,
+        "rawPath": f"/{request.stage}{request.path}",
+        "rawQueryString": request.query,
+        "headers": joined,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": request.api_id,
+            "domainName": f"{request.api_id}.execute-api.{REGION}.amazonaws.com",
+            "domainPrefix": request.api_id,
+            "http": {
+                "method": request.method,
+                "path": f"/{request.stage}{request.path}",
+                "protocol": "HTTP/1.1",
+                "sourceIp": request.source_ip,
+                "userAgent": _header(request.headers, "user-agent"),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route,
+            "stage": request.stage,
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _header(headers: Headers, name: str) -> str:
+    return next((value for key, value in headers if key.lower() == name), "")
+
+
+def iam_effect(policy: dict[str, Any], arn: str) -> str:
+    """How API Gateway reads an IAM policy for one method ARN: an explicit Deny wins, then an
+    Allow, else Deny. ``*`` matches any run of characters, ``?`` one."""
+
+    def matches(resource: str) -> bool:
+        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource)
+        return re.fullmatch(pattern, arn) is not None
+
+    effects = set()
+    for statement in policy.get("Statement", []):
+        resources = statement.get("Resource", [])
+        if any(matches(r) for r in ([resources] if isinstance(resources, str) else resources)):
+            effects.add(statement.get("Effect"))
+    return "Deny" if "Deny" in effects or "Allow" not in effects else "Allow"
+
+
+# ---------------------------------------------------------------- routes from the template
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # GET, POST, ... or ANY
+    template: str  # /v1/prices/{symbol}
+    function: str  # the logical id of the function that serves it
+    management: bool  # the management API (REST) rather than the sample API
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method not in ("ANY", method):
+            return False
+        pattern = re.sub(
+            r"\\\{[^/]+?\\\+\\\}|\\\{[^/]+?\\\}",
+            lambda m: ".+" if m.group(0).endswith("\\+\\}") else "[^/]+",
+            re.escape(self.template),
+        )
+        return re.fullmatch(pattern, path) is not None
+
+
+def routes(template: dict[str, Any], api: str) -> list[Route]:
+    """The sample API's routes (``api``: rest or http) and the management API's routes behind
+    keysentry's authorizer, as the functions' events in template.yaml declare them."""
+    sample = "SampleApi" if api == "rest" else "SampleHttpApi"
+    found: list[Route] = []
+    for logical, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            props = event.get("Properties") or {}
+            target = props.get("RestApiId") or props.get("ApiId") or {}
+            name = target.get("Ref") if isinstance(target, dict) else None
+            kind = event.get("Type")
+            route = Route(str(props.get("Method", "ANY")).upper(), str(props.get("Path", "")), logical, False)
+            if name == sample and kind == ("Api" if api == "rest" else "HttpApi"):
+                found.append(route)
+            elif name == "ManagementApi" and kind == "Api":
+                authorizer = (props.get("Auth") or {}).get("Authorizer")
+                if authorizer == "KeysentryAuthorizer":
+                    found.append(Route(route.method, route.template, logical, True))
+    return found
+
+
+def load_handler(template_dir: Path, logical: str, resource: dict[str, Any]) -> Handler:
+    """A function's handler, from its ``CodeUri`` and ``Handler``, as SAM loads it."""
+    props = resource.get("Properties", {})
+    module_name, attribute = str(props["Handler"]).rsplit(".", 1)
+    path = template_dir / str(props["CodeUri"]) / f"{module_name.replace('.', '/')}.py"
+    spec = importlib.util.spec_from_file_location(f"keysentry_local_functions.{logical}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{logical}: no handler at {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Handler = getattr(module, attribute)
+    return handler
+
+
+def _identity_headers(api: dict[str, Any]) -> list[str]:
+    """The headers the API's keysentry authorizer takes its identity from."""
+    authorizer = ((api.get("Auth") or {}).get("Authorizers") or {}).get("KeysentryAuthorizer") or {}
+    return [str(name) for name in (authorizer.get("Identity") or {}).get("Headers") or []]
+
+
+# ---------------------------------------------------------------- the access log line
+
+
+_CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
+
+
+def _escaped(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def access_log_line(log_format: str, values: dict[str, str]) -> str:
+    """The line API Gateway writes for one request: ``log_format`` with each ``$context`` variable
+    replaced (``-`` where it has no value, as API Gateway writes)."""
+    return _CONTEXT_VARIABLE.sub(lambda m: _escaped(values.get(m.group(1), "") or "-"), log_format)
+
+
+def logs_event(log_group: str, lines: list[tuple[int, str]]) -> dict[str, Any]:
+    """A CloudWatch Logs subscription's event, as the usage function receives it."""
+    data = {
+        "messageType": "DATA_MESSAGE",
+        "owner": ACCOUNT,
+        "logGroup": log_group,
+        "logStream": "local-gateway",
+        "subscriptionFilters": ["local-gateway"],
+        "logEvents": [
+            {
+                "id": f"{timestamp}{index:06d}{uuid.uuid4().int % 10**6:06d}",
+                "timestamp": timestamp,
+                "message": line,
+            }
+            for index, (timestamp, line) in enumerate(lines)
+        ],
+    }
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()}}
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Headers
+    body: bytes
+
+
+_NOT_FOUND = Answer(
+    403, [("Content-Type", "application/json")], b'{"message":"Missing Authentication Token"}'
+)
+_UNAUTHORIZED = Answer(401, [("Content-Type", "application/json")], b'{"message":"Unauthorized"}')
+_FORBIDDEN = Answer(
+    403,
+    [("Content-Type", "application/json")],
+    b'{"message":"User is not authorized to access this resource"}',
+)
+_FAILED = Answer(500, [("Content-Type", "application/json")], b'{"message":null}')
+
+
+class LocalGateway:
+    """The sample API and the management API's keysentry routes, in process, over a local stack."""
+
+    def __init__(self, stack: Stack, template_dir: Path, api: str = "rest") -> None:
+        if api not in ("rest", "http"):
+            raise ValueError("api is rest or http")
+        self.stack, self.api = stack, api
+        resources = stack.template.get("Resources", {})
+        self.routes = routes(stack.template, api)
+        wanted = sorted({"AuthorizerFunction", "UsageFunction", *(route.function for route in self.routes)})
+        # As in Lambda, a handler reads its settings from the environment (some at import)
+        os.environ.update(self._environment(wanted))
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # metrics are CloudWatch's; logs stay
+        self.handlers = {name: load_handler(template_dir, name, resources[name]) for name in wanted}
+        self.stage = str(stack.parameters()["Stage"])
+        self.sample_id = stack.refs.get("SampleApi", "") if api == "rest" else HTTP_API_ID
+        self.management_id = stack.refs.get("ManagementApi", "")
+        sample = resources.get("SampleApi" if api == "rest" else "SampleHttpApi", {}).get("Properties", {})
+        logs = sample.get("AccessLogSetting") or sample.get("AccessLogSettings") or {}
+        self.log_format = str(logs.get("Format", ""))
+        group = (logs.get("DestinationArn") or {}).get("Fn::GetAtt", ["", ""])
+        self.log_group = stack.refs.get(group[0] if isinstance(group, list) else str(group).split(".")[0], "")
+        # API Gateway answers 401 itself, without asking the authorizer, when an identity source is missing
+        self.identity = {
+            management: _identity_headers(resources.get(name, {}).get("Properties", {}))
+            for management, name in (
+                (False, "SampleApi" if api == "rest" else "SampleHttpApi"),
+                (True, "ManagementApi"),
+            )
+        }
+        self._lock = threading.Lock()
+
+    def _environment(self, functions: list[str]) -> dict[str, str]:
+        """What the served functions read: the template's Globals and each one's own variables."""
+        env = self.stack.function_environment()
+        resources = self.stack.template.get("Resources", {})
+        for name in functions:
+            variables = resources[name].get("Properties", {}).get("Environment", {}).get("Variables", {})
+            env.update(self.stack.environment(variables))
+        return env
+
+    def handle(self, method: str, target: str, headers: Headers, body: bytes, source_ip: str) -> Answer:
+        parts = urlsplit(target)
+        prefix = f"/{self.stage}"
+        if not (parts.path == prefix or parts.path.startswith(prefix + "/")):
+            return _NOT_FOUND
+        path = parts.path[len(prefix) :] or "/"
+        route = next((r for r in self.routes if r.matches(method, path)), None)
+        if route is None:
+            return _NOT_FOUND
+        present = {name.lower() for name, _ in headers}
+        if any(name.lower() not in present for name in self.identity[route.management]):
+            return _UNAUTHORIZED
+        api_id = self.management_id if route.management else self.sample_id
+        shape = "rest" if route.management else self.api
+        request = Incoming(
+            api_id, self.stage, method, path, parts.query, headers, body, source_ip, route.template
+        )
+        event = rest_event(request) if shape == "rest" else http_event(request)
+        started = time.time()
+        with self._lock:
+            answer, context = self._serve(event, shape, route)
+            if not route.management and self.log_group:
+                self._meter(event, shape, answer, context, started)
+        return answer
+
+    def _serve(self, event: dict[str, Any], shape: str, route: Route) -> tuple[Answer, dict[str, Any]]:
+        asked = {k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")}
+        try:
+            decided = self.handlers["AuthorizerFunction"](asked, LambdaContext("AuthorizerFunction"))
+        except Exception as error:
+            return (_UNAUTHORIZED if type(error).__name__ == "Unauthorized" else _FAILED), {}
+        context: dict[str, Any] = dict(decided.get("context") or {})
+        if shape == "http":
+            if not decided.get("isAuthorized", "policyDocument" in decided):
+                return _FORBIDDEN, context
+            if (
+                "policyDocument" in decided
+                and iam_effect(decided["policyDocument"], event["routeArn"]) != "Allow"
+            ):
+                return _FORBIDDEN, context
+            event["requestContext"]["authorizer"] = {"lambda": context}
+        else:
+            if iam_effect(decided.get("policyDocument") or {}, event["methodArn"]) != "Allow":
+                return _FORBIDDEN, context
+            strings = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in context.items()}
+            event["requestContext"]["authorizer"] = {**strings, "principalId": decided.get("principalId", "")}
+        try:
+            response = self.handlers[route.function](event, LambdaContext(route.function))
+        except Exception:
+            return _FAILED, context
+        content = response.get("body") or ""
+        raw = base64.b64decode(content) if response.get("isBase64Encoded") else str(content).encode()
+        out = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
+        out += [(k, str(v)) for k, vs in (response.get("multiValueHeaders") or {}).items() for v in vs]
+        return Answer(int(response.get("statusCode", 200)), out, raw), context
+
+    def _meter(
+        self, event: dict[str, Any], shape: str, answer: Answer, context: dict[str, Any], started: float
+    ) -> None:
+        ctx = event["requestContext"]
+        values = {
+            "requestId": ctx["requestId"],
+            "requestTimeEpoch": str(ctx.get("requestTimeEpoch") or ctx.get("timeEpoch")),
+            "apiId": ctx["apiId"],
+            "stage": ctx["stage"],
+            "httpMethod": event.get("httpMethod") or ctx.get("http", {}).get("method", ""),
+            "resourcePath": ctx.get("resourcePath", ""),
+            "routeKey": event.get("routeKey", ""),
+            "path": ctx.get("path") if shape == "rest" else event.get("rawPath", ""),
+            "status": str(answer.status),
+            "identity.sourceIp": ctx.get("identity", {}).get("sourceIp")
+            or ctx.get("http", {}).get("sourceIp", ""),
+            "responseLength": str(len(answer.body)),
+            "responseLatency": str(int((time.time() - started) * 1000)),
+            **{f"authorizer.{k}": str(v) for k, v in context.items()},
+        }
+        line = access_log_line(self.log_format, values)
+        try:
+            self.handlers["UsageFunction"](
+                logs_event(self.log_group, [(int(time.time() * 1000), line)]), LambdaContext("UsageFunction")
+            )
+        except Exception as error:  # the request was served; its count is what is lost, as on AWS
+            print(f"# usage: the access log line was not counted ({type(error).__name__})", flush=True)
+
+
+@contextmanager
+def serve(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """An HTTP server in front of the gateway; yields its URL, stage included."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length")]
+            answer = gateway.handle(self.command, self.path, headers, body, self.client_address[0])
+            self.send_response(answer.status)
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        yield f"http://{shown}:{server.server_port}/{gateway.stage}"
+    finally:
+        server.shutdown()
+        server.server_close()
