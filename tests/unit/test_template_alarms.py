@@ -278,3 +278,14 @@ def test_the_rate_parser_reads_what_eventbridge_writes() -> None:
     assert [rate_minutes(e) for e in ("rate(1 hour)", "rate(5 minutes)", "rate(2 days)")] == [60, 5, 2880]
     with pytest.raises(AssertionError):
         rate_minutes("cron(0 * * * ? *)")
+
+
+def test_the_dashboard_shows_every_alarm_that_always_exists(template: dict[str, Any]) -> None:
+    text = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    shown = set(re.findall(r'"\$\{(\w+)\.Arn\}"', text))
+    alarms = {
+        name
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and "Condition" not in r
+    }
+    assert shown == alarms  # a conditional one cannot be named in the body: it may not exist
