@@ -287,20 +287,96 @@ def create_usage_plans(stack: Stack) -> Any:
     return sync_usage_plans(plans, params["Stage"], stages, Gateway())
 
 
-def provision(template: dict[str, Any] | None = None) -> Stack:
+def _adopt(stack: Stack, logical: str, kind: str, identifier: dict[str, str]) -> None:
+    """What a CloudFormation import does: the resource exists, the stack now names it."""
+    if kind == "AWS::DynamoDB::Table":
+        table = aws.client("dynamodb").describe_table(TableName=identifier["TableName"])["Table"]
+        stack.refs[logical] = table["TableName"]
+        stack.attrs[logical] = {"Arn": table["TableArn"], "StreamArn": table.get("LatestStreamArn", "")}
+    elif kind == "AWS::SecretsManager::Secret":
+        arn = aws.client("secretsmanager").describe_secret(SecretId=identifier["Id"])["ARN"]
+        stack.refs[logical] = arn
+        stack.attrs[logical] = {"Id": arn}
+    elif kind == "AWS::KMS::Key":
+        meta = aws.client("kms").describe_key(KeyId=identifier["KeyId"])["KeyMetadata"]
+        stack.refs[logical] = meta["KeyId"]
+        stack.attrs[logical] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
+    else:
+        raise ValueError(f"{logical}: cannot import a {kind}")
+
+
+def provision(template: dict[str, Any] | None = None, imports: list[dict[str, Any]] | None = None) -> Stack:
     """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
-    API for each serverless API, and the usage plans."""
+    API for each serverless API, and the usage plans. ``imports`` (the ``--resources-to-import`` of
+    ``aws cloudformation create-change-set --change-set-type IMPORT``): resources that exist
+    already, which the stack takes over instead of creating them."""
     stack = Stack(template or load_template())
     resources = stack.template.get("Resources", {})
+    for entry in imports or ():
+        logical = entry["LogicalResourceId"]
+        if resources.get(logical, {}).get("Type") != entry["ResourceType"]:
+            raise ValueError(f"{logical}: not a {entry['ResourceType']} of the template")
+        _adopt(stack, logical, entry["ResourceType"], entry["ResourceIdentifier"])
     for kind in STATEFUL:  # in dependency order: nothing stateful refers to a later kind
         for logical, resource in resources.items():
-            if resource.get("Type") == kind:
+            if resource.get("Type") == kind and logical not in stack.refs:
                 _create(stack, logical, resource)
     for logical, resource in resources.items():
         if resource.get("Type") == "AWS::Serverless::Api":
             _create_rest_api(stack, logical, resource.get("Properties", {}))
     create_usage_plans(stack)
     return stack
+
+
+RETAINED_POLICIES = ("Retain", "RetainExceptOnCreate")
+
+
+def _delete(stack: Stack, logical: str, kind: str) -> None:
+    ref = stack.refs[logical]
+    if kind == "AWS::DynamoDB::Table":
+        aws.client("dynamodb").delete_table(TableName=ref)
+    elif kind == "AWS::SecretsManager::Secret":
+        aws.client("secretsmanager").delete_secret(SecretId=ref, ForceDeleteWithoutRecovery=True)
+    elif kind == "AWS::KMS::Key":
+        aws.client("kms").schedule_key_deletion(KeyId=ref, PendingWindowInDays=7)
+    elif kind == "AWS::SNS::Topic":
+        aws.client("sns").delete_topic(TopicArn=ref)
+    elif kind == "AWS::Events::EventBus":
+        aws.client("events").delete_event_bus(Name=ref)
+    elif kind == "AWS::SQS::Queue":
+        aws.client("sqs").delete_queue(QueueUrl=ref)
+    elif kind == "AWS::SSM::Parameter":
+        aws.client("ssm").delete_parameter(Name=ref)
+    elif kind == "AWS::Logs::LogGroup":
+        aws.client("logs").delete_log_group(logGroupName=ref)
+    elif kind == "AWS::Serverless::Api":
+        aws.client("apigateway").delete_rest_api(restApiId=ref)
+    else:
+        raise ValueError(f"{logical}: cannot delete a {kind}")
+
+
+def delete_stack(stack: Stack) -> list[dict[str, str]]:
+    """What ``aws cloudformation delete-stack`` does to the stack's local resources: each one whose
+    DeletionPolicy (read from the template) does not retain it is deleted. Returns the deleted
+    stack's resources as ``aws cloudformation list-stack-resources`` lists them (its
+    ``StackResourceSummaries``): the retained ones ``DELETE_SKIPPED``."""
+    listing = []
+    for logical, resource in stack.template.get("Resources", {}).items():
+        if logical not in stack.refs:
+            continue  # not provisioned locally (functions, alarms, ...)
+        kind = resource["Type"]
+        retained = resource.get("DeletionPolicy") in RETAINED_POLICIES
+        if not retained:
+            _delete(stack, logical, kind)
+        listing.append(
+            {
+                "LogicalResourceId": logical,
+                "PhysicalResourceId": stack.refs[logical],
+                "ResourceType": kind,
+                "ResourceStatus": "DELETE_SKIPPED" if retained else "DELETE_COMPLETE",
+            }
+        )
+    return listing
 
 
 def sam_env_vars(stack: Stack, endpoint: str) -> dict[str, Any]:

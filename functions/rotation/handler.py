@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from keysentry.service import KeyService
@@ -31,4 +31,17 @@ def lambda_handler(
     logger.info(
         "rotation run", **summary.as_dict(), rotated_keys=summary.rotated, expired_keys=summary.expired
     )
+    heartbeat(context.function_name)
     return summary.as_dict()
+
+
+def heartbeat(function_name: str) -> None:
+    """1 for a run that completed, under this function's name (RotationHeartbeatAlarm fires when
+    none comes: a stack of its own, whatever other stacks in the account do)."""
+    with single_metric(
+        name="RotationHeartbeat",
+        unit=MetricUnit.Count,
+        value=1,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
+        metric.add_dimension(name="function_name", value=function_name)

@@ -19,8 +19,8 @@ from keysentry.store import KeyStore, to_item
 
 from functions.authorizer import handler as authorizer_handler
 from functions.rotation import handler
-from tests.conftest import EVENTS, FakeClock, all_items
-from tests.integration.authz_helpers import effect, event
+from tests.conftest import EVENTS, FakeClock, all_items, template
+from tests.integration.authz_helpers import effect, emitted_metrics, event
 
 
 def job(service: Any, **kwargs: Any) -> RotationJob:
@@ -327,6 +327,46 @@ def test_the_handler_runs_on_the_scheduled_event(service: Any, clock: FakeClock,
         json.loads((EVENTS / "rotation_scheduled.json").read_text()), lambda_context, service=service
     )
     assert result["rotated"] == 1 and result["errors"] == 0
+
+
+def heartbeats(output: str) -> list[dict[str, Any]]:
+    return [doc for doc in emitted_metrics(output) if "RotationHeartbeat" in doc]
+
+
+def test_a_completed_run_beats_the_heartbeat_its_alarm_watches(
+    service: Any, clock: FakeClock, lambda_context: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    alarm = template()["Resources"]["RotationHeartbeatAlarm"]["Properties"]
+    capfd.readouterr()
+    handler.lambda_handler(
+        json.loads((EVENTS / "rotation_scheduled.json").read_text()), lambda_context, service=service
+    )
+    (beat,) = heartbeats(capfd.readouterr().out)
+    (metric,) = beat["_aws"]["CloudWatchMetrics"]
+    assert metric["Namespace"] == alarm["Namespace"] == "keysentry"
+    assert [m["Name"] for m in metric["Metrics"]] == [alarm["MetricName"]] and beat[alarm["MetricName"]] == [
+        1.0
+    ]
+    # the alarm's dimensions, with the function's name where the template names RotationFunction
+    wanted = {
+        d["Name"]: lambda_context.function_name if d["Value"] == {"Ref": "RotationFunction"} else d["Value"]
+        for d in alarm["Dimensions"]
+    }
+    assert set(metric["Dimensions"][0]) == set(wanted)
+    assert {name: beat[name] for name in wanted} == wanted
+
+
+def test_a_run_that_fails_beats_no_heartbeat(
+    service: Any, lambda_context: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_: Any) -> Any:
+        raise RuntimeError("the keys table is unreachable")
+
+    monkeypatch.setattr(service, "run_schedule", broken)
+    capfd.readouterr()
+    with pytest.raises(RuntimeError):
+        handler.lambda_handler({}, lambda_context, service=service)
+    assert heartbeats(capfd.readouterr().out) == []
 
 
 def test_rotation_run_from_the_command_line(service: Any, capfd: pytest.CaptureFixture[str]) -> None:

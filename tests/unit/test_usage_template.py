@@ -196,7 +196,7 @@ def test_the_dashboard_is_json_and_shows_every_part(resources: dict[str, Any]) -
     raw = props(resources, "Dashboard")["DashboardBody"]
     body = json.loads(substituted(raw))
     titles = [w["properties"]["title"] for w in body["widgets"]]
-    assert len(titles) == len(set(titles)) == 7
+    assert len(titles) == len(set(titles)) == 8
     text = raw["Fn::Sub"]
     assert "SEARCH('{keysentry,outcome,reason,service} MetricName=\\\"Decision\\\"', 'Sum', 300)" in text
     for metric in (
