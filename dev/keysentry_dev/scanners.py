@@ -222,10 +222,10 @@ def checkov_findings(output: str, names: dict[str, str]) -> list[Finding]:
     """checkov's ``-o json`` output as findings; ``names``: each scanned file's resolved path ->
     the template it stands for."""
     doc = json.loads(output)
-    reports = doc if isinstance(doc, list) else [doc]
+    runs = doc if isinstance(doc, list) else [doc]  # one per framework; a list when there are several
     findings: list[Finding] = []
-    for report in reports:
-        results = report.get("results", {})
+    for run in runs:
+        results = run.get("results", {})
         for error in results.get("parsing_errors", []):
             raise RuntimeError(f"checkov could not parse {names.get(str(Path(error).resolve()), error)}")
         for check in results.get("failed_checks", []):
