@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml layers/keysentry/requirem
 SAM_VENV ?= .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 
-.PHONY: install test lint typecheck unit validate sam-validate publishable demo bench openapi e2e clean
+.PHONY: install test lint typecheck unit validate sam-validate scanners scanners-baseline publishable demo bench openapi e2e clean
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,27 @@ $(SAM_STAMP):
 	@$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check aws-sam-cli
 	@touch $(SAM_STAMP)
 
+# checkov pins its own dependencies (boto3, networkx, ...): a virtualenv of its own, at a pinned version.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $(CHECKOV_STAMP)
+
+SCANNERS := $(BIN)/python -m keysentry_dev.scanners --checkov $(CHECKOV_VENV)/bin/checkov --cfn-lint $(BIN)/cfn-lint
+
+# checkov and cfn-lint (informational rules too) on template.yaml and examples/*/template.yaml,
+# against .scanners-baseline.yaml: a new finding, a stale entry or an entry without a reason fails
+scanners: $(STAMP) $(CHECKOV_STAMP)
+	$(SCANNERS)
+
+# rewrites .scanners-baseline.yaml: reasons kept, stale entries dropped, new findings added without a reason
+scanners-baseline: $(STAMP) $(CHECKOV_STAMP)
+	$(SCANNERS) --update
+
 # keysentry's template and each example that protects an API with it (examples/*/template.yaml)
 sam-validate: $(SAM_STAMP) publishable
 	for template in template.yaml template-sar.yaml examples/*/template.yaml; do \
@@ -51,7 +72,7 @@ e2e: $(STAMP) $(SAM_STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck validate sam-validate unit
+test: lint typecheck validate sam-validate scanners unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
@@ -63,4 +84,4 @@ demo: $(STAMP)
 	$(BIN)/keysentry demo
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
