@@ -13,6 +13,9 @@ own e2e already built:
   defined as (``AuthorizerFunctionArn`` is ``!GetAtt AuthorizerFunction.Arn``): the same function;
 - the nested application's ``Parameters`` become keysentry's parameter values: the defaults in the
   flat template, and the variables of the ``--env-vars`` file that are set from those parameters;
+- keysentry's resources and outputs whose Condition does not hold under those values are left out,
+  as CloudFormation leaves them out of the nested stack (``SampleApis: "false"``: no sample API,
+  no sample backend), whatever `sam local` makes of a Condition;
 - the example's API, routes, authorizer settings and backend are its own, unchanged but for the
   architecture (this machine's) and the backend's ``CodeUri`` (absolute, as the template moves).
 """
@@ -63,10 +66,15 @@ def flat_template(
 
     ``built``: keysentry as `sam build` wrote it; ``source``: keysentry's template.yaml (its Outputs);
     ``example``: the example's template; ``example_dir``: where it lives (its CodeUris are relative)."""
+    from keysentry_dev.local import Stack
+
     app, parameters = nested_application(example)
     flat = copy.deepcopy(built)
     for name, value in parameters.items():
         flat["Parameters"][name]["Default"] = value
+    deployed = Stack(flat)
+    for section in ("Resources", "Outputs"):
+        flat[section] = {k: v for k, v in flat.get(section, {}).items() if deployed.exists(v)}
     for logical, resource in example["Resources"].items():
         if logical == app:
             continue
