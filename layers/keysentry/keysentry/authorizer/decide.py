@@ -33,6 +33,7 @@ from keysentry.settings import TEST_STAGES, AuthorizerSettings
 from keysentry.store import KeyStore, from_item
 
 _OK = "ok"
+_ACTIVE, _ROTATING = Status.ACTIVE, Status.ROTATING  # module constants: read on every decision
 
 
 def parse_test_stages(text: str) -> frozenset[str]:
@@ -82,7 +83,7 @@ def _status_denial(record: KeyRecord, now: int) -> str | None:
     """A key in any state but active and rotating, or past its lifetime or grace: by
     :meth:`KeyRecord.lapsed`, the rule by which every reading shows it expired."""
     status = record.status
-    if status is not Status.ACTIVE and status is not Status.ROTATING:
+    if status is not _ACTIVE and status is not _ROTATING:
         return f"status_{status.value}"
     lapse = record.lapsed(now)
     return None if lapse is None else lapse.value

@@ -52,6 +52,7 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
+_ROTATING: Final = Status.ROTATING  # a module constant: read on the authorizer's path
 LIVE: Final = frozenset({Status.ACTIVE, Status.ROTATING, Status.SUSPENDED})
 TERMINAL: Final = frozenset({Status.REVOKED, Status.EXPIRED})
 STATUS_PATTERN: Final = f"^({'|'.join(Status)})$"  # a status as a query parameter
@@ -64,6 +65,10 @@ class Lapse(StrEnum):
 
     LIFETIME = "expired"  # past expires_at: an absolute limit, whatever the status
     GRACE = "grace_ended"  # a rotated key (or one suspended while rotating) past grace_until
+
+
+_LIFETIME: Final = Lapse.LIFETIME
+_GRACE: Final = Lapse.GRACE
 
 
 class IssuedBy(StrEnum):
@@ -189,12 +194,13 @@ class KeyRecord:
     def lapsed(self, now: float) -> Lapse | None:
         """Whether the key's time is up at ``now``, and why: the one rule the authorizer refuses
         by, the schedule expires by and a reading shows ``expired`` by. Only for a live key."""
-        if self.expires_at is not None and self.expires_at <= now:
-            return Lapse.LIFETIME
-        if (self.status is Status.ROTATING or self.suspended_from is Status.ROTATING) and (
-            self.grace_until is None or self.grace_until <= now
-        ):
-            return Lapse.GRACE
+        expires_at = self.expires_at
+        if expires_at is not None and expires_at <= now:
+            return _LIFETIME
+        if self.status is _ROTATING or self.suspended_from is _ROTATING:
+            grace_until = self.grace_until
+            if grace_until is None or grace_until <= now:
+                return _GRACE
         return None
 
     def status_at(self, now: float) -> Status:
