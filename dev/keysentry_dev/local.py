@@ -34,7 +34,7 @@ class _CfnLoader:  # a namespace for the YAML loader, built lazily so PyYAML is 
             pass
 
         def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-            name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+            name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
             value: Any
             if isinstance(node, yaml.ScalarNode):
                 value = loader.construct_scalar(node)
@@ -67,16 +67,21 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
 
 @dataclass
 class Stack:
-    """What was created: per logical id, what ``Ref`` and ``GetAtt`` give."""
+    """What was created: per logical id, what ``Ref`` and ``GetAtt`` give. ``given``: parameter
+    values that replace the template's defaults (as ``--parameter-overrides`` would)."""
 
     template: dict[str, Any]
     refs: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+    given: dict[str, str] = field(default_factory=dict)
 
     def parameters(self) -> dict[str, str]:
-        params = {
-            name: str(spec.get("Default", "")) for name, spec in self.template.get("Parameters", {}).items()
-        }
+        declared = self.template.get("Parameters", {})
+        unknown = set(self.given) - set(declared)
+        if unknown:
+            raise ValueError(f"the template has no parameter {', '.join(sorted(unknown))}")
+        params = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
+        params.update(self.given)
         params.update(
             {
                 "AWS::Region": REGION,
@@ -91,6 +96,11 @@ class Stack:
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
+    def exists(self, resource: dict[str, Any]) -> bool:
+        """Whether CloudFormation would create ``resource``: it has no Condition, or one that holds."""
+        condition = resource.get("Condition")
+        return condition is None or self.condition(condition)
+
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             ((name, arg),) = value.items()
@@ -101,6 +111,10 @@ class Stack:
                 return self.resolve(arg[0]) == self.resolve(arg[1])
             if name == "Fn::Not":
                 return not self.resolve(arg[0])
+            if name == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if name == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
             if name == "Condition":
                 return self.condition(arg)
             if name == "Ref" and arg == "AWS::NoValue":
@@ -305,13 +319,30 @@ def _adopt(stack: Stack, logical: str, kind: str, identifier: dict[str, str]) ->
         raise ValueError(f"{logical}: cannot import a {kind}")
 
 
-def provision(template: dict[str, Any] | None = None, imports: list[dict[str, Any]] | None = None) -> Stack:
+# Conditions the local stack ignores, so that what they turn on can be tried locally whatever the
+# parameters: the authorizer cache flush's delay queue.
+LOCAL_ALWAYS = frozenset({"FlushesAuthorizerCache"})
+
+
+def _wanted(stack: Stack, resource: dict[str, Any]) -> bool:
+    """Whether the local stack has ``resource``: as deployed under its parameters (SampleApis
+    "false": no sample API, no access log group), but for the conditions of LOCAL_ALWAYS."""
+    return resource.get("Condition") in LOCAL_ALWAYS or stack.exists(resource)
+
+
+def provision(
+    template: dict[str, Any] | None = None,
+    parameters: dict[str, str] | None = None,
+    imports: list[dict[str, Any]] | None = None,
+) -> Stack:
     """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
-    API for each serverless API, and the usage plans. ``imports`` (the ``--resources-to-import`` of
-    ``aws cloudformation create-change-set --change-set-type IMPORT``): resources that exist
-    already, which the stack takes over instead of creating them."""
-    stack = Stack(template or load_template())
-    resources = stack.template.get("Resources", {})
+    API for each serverless API, and the usage plans. ``parameters``: values that replace the
+    template's defaults; a resource whose Condition does not hold under them is not created.
+    ``imports`` (the ``--resources-to-import`` of ``aws cloudformation create-change-set
+    --change-set-type IMPORT``): resources that exist already, which the stack takes over instead
+    of creating them."""
+    stack = Stack(template or load_template(), given=dict(parameters or {}))
+    resources = {k: r for k, r in stack.template.get("Resources", {}).items() if _wanted(stack, r)}
     for entry in imports or ():
         logical = entry["LogicalResourceId"]
         if resources.get(logical, {}).get("Type") != entry["ResourceType"]:

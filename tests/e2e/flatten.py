@@ -13,6 +13,10 @@ own e2e already built:
   defined as (``AuthorizerFunctionArn`` is ``!GetAtt AuthorizerFunction.Arn``): the same function;
 - the nested application's ``Parameters`` become keysentry's parameter values: the defaults in the
   flat template, and the variables of the ``--env-vars`` file that are set from those parameters;
+- keysentry's resources and outputs whose Condition does not hold under those values are left out,
+  as CloudFormation leaves them out of the nested stack (``SampleApis: "false"``: no sample API,
+  no sample backend), whatever `sam local` makes of a Condition; each ``Fn::If`` becomes the branch
+  it takes (so nothing names what was left out), and conditions nothing uses any more go;
 - the example's API, routes, authorizer settings and backend are its own, unchanged but for the
   architecture (this machine's) and the backend's ``CodeUri`` (absolute, as the template moves).
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 NESTED = "AWS::Serverless::Application"
+NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
 def nested_application(example: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -56,6 +61,45 @@ def _resolve_outputs(value: Any, app: str, outputs: dict[str, Any]) -> Any:
     return value
 
 
+def _decided(value: Any, stack: Any) -> Any:
+    """``value`` with each ``Fn::If`` replaced by the branch its condition takes under ``stack``'s
+    parameters; a property or item that takes ``AWS::NoValue`` is left out."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            return _decided(when_true if stack.condition(condition) else when_false, stack)
+        decided = {k: _decided(v, stack) for k, v in value.items()}
+        return {k: v for k, v in decided.items() if v != NO_VALUE}
+    if isinstance(value, list):
+        return [v for v in (_decided(v, stack) for v in value) if v != NO_VALUE]
+    return value
+
+
+def _conditions_used(flat: dict[str, Any]) -> dict[str, Any]:
+    """The conditions a resource or output of ``flat`` names, with those they are made of."""
+    defined = flat.get("Conditions", {})
+    pending = [
+        r["Condition"] for s in ("Resources", "Outputs") for r in flat.get(s, {}).values() if "Condition" in r
+    ]
+    used: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name not in used:
+            used.add(name)
+            pending += _named_conditions(defined[name])
+    return {name: definition for name, definition in defined.items() if name in used}
+
+
+def _named_conditions(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        if set(value) == {"Condition"}:
+            return [value["Condition"]]
+        return [name for v in value.values() for name in _named_conditions(v)]
+    if isinstance(value, list):
+        return [name for v in value for name in _named_conditions(v)]
+    return []
+
+
 def flat_template(
     built: dict[str, Any], source: dict[str, Any], example: dict[str, Any], example_dir: Path, arch: str
 ) -> dict[str, Any]:
@@ -63,10 +107,18 @@ def flat_template(
 
     ``built``: keysentry as `sam build` wrote it; ``source``: keysentry's template.yaml (its Outputs);
     ``example``: the example's template; ``example_dir``: where it lives (its CodeUris are relative)."""
+    from keysentry_dev.local import Stack
+
     app, parameters = nested_application(example)
     flat = copy.deepcopy(built)
     for name, value in parameters.items():
         flat["Parameters"][name]["Default"] = value
+    deployed = Stack(flat)
+    for section in ("Resources", "Outputs"):
+        kept = {k: v for k, v in flat.get(section, {}).items() if deployed.exists(v)}
+        flat[section] = _decided(kept, deployed)
+    flat["Globals"] = _decided(flat.get("Globals", {}), deployed)
+    flat["Conditions"] = _conditions_used(flat)
     for logical, resource in example["Resources"].items():
         if logical == app:
             continue

@@ -91,9 +91,15 @@ def test_the_optional_waf_rate_limit_covers_both_api_stages_and_is_off_by_defaul
     associated = {}
     for name, resource in doc["Resources"].items():
         if resource["Type"] == "AWS::WAFv2::WebACLAssociation":
-            assert resource["Condition"] == "HasRateLimit", name
+            # the sample API's also needs the sample API (SampleApis)
+            assert resource["Condition"] == (
+                "SampleApiRateLimited" if "Sample" in name else "HasRateLimit"
+            ), name
             assert resource["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["RateLimitWebAcl", "Arn"]}
             _, (prefix, stage) = resource["Properties"]["ResourceArn"]["Fn::Join"]
             associated[stage["Ref"]] = prefix["Fn::Sub"]
     assert set(associated) == {"SampleApi.Stage", "ManagementApi.Stage"}
+    assert doc["Conditions"]["SampleApiRateLimited"] == {
+        "Fn::And": [{"Condition": "HasRateLimit"}, {"Condition": "SampleApis"}]
+    }
     assert all(":apigateway:" in arn and "/restapis/" in arn for arn in associated.values())

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from keysentry import model
+from keysentry.errors import TransitionError
 from keysentry.model import DAY, Action, KeyRecord, Status
 from keysentry.rotation import Step, plan
 
@@ -117,3 +120,44 @@ def test_due_shards_are_stable_and_spread_over_every_shard() -> None:
     shards = [model.due_shard(kid) for kid in kids]
     assert shards == [model.due_shard(kid) for kid in kids]
     assert set(shards) == {str(i) for i in range(model.DUE_SHARDS)}
+
+
+# ---------------------------------------------------------------- the status a reading shows
+
+_TIMES = st.one_of(st.none(), st.integers(T0 - 3 * DAY, T0 + 3 * DAY))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from(list(Status)),
+    suspended_from=st.sampled_from([None, Status.ACTIVE, Status.ROTATING]),
+    expires_at=_TIMES,
+    grace_until=_TIMES,
+    now=st.integers(T0 - 4 * DAY, T0 + 4 * DAY),
+)
+def test_readers_the_authorizer_and_the_schedule_agree_on_when_a_key_has_expired(
+    status: Status, suspended_from: Status | None, expires_at: int | None, grace_until: int | None, now: int
+) -> None:
+    from keysentry.authorizer.decide import _status_denial
+
+    record = key(
+        status=status,
+        suspended_from=suspended_from if status is Status.SUSPENDED else None,
+        expires_at=expires_at,
+        grace_until=grace_until,
+        rotate_after=T0 + 30 * DAY,
+    )
+    read = record.status_at(now)
+    # the authorizer lets a key through exactly when a reading shows it active or rotating
+    assert (_status_denial(record, now) is None) == (read in (Status.ACTIVE, Status.ROTATING))
+    # a reading differs from what is stored only by showing expired what the schedule will expire now
+    step = plan(record, now)
+    expires = step is not None and step[0] in (Step.EXPIRE_LIFETIME, Step.EXPIRE_GRACE)
+    assert (read is not record.status) == expires
+    assert read is record.status or read is Status.EXPIRED
+    assert record.read_at(now).status is read and record.read_at(now).version == record.version
+    # and every change but the schedule's expiry answers from what a reading shows
+    for action in (Action.RESUME, Action.SUSPEND, Action.REVOKE, Action.UPDATE):
+        if read is Status.EXPIRED:
+            with pytest.raises(TransitionError, match="expired"):
+                model.check_allowed(record, action, now)

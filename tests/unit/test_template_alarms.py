@@ -187,7 +187,7 @@ def test_the_jobs_are_found_by_every_way_they_are_invoked(template: dict[str, An
         ),
         (
             "UsageErrorAlarm",
-            "UsageFunction (invoked by its CloudWatchLogs event AccessLogs) has no error alarm",
+            "UsageFunction (invoked by its CloudWatchLogs event AuthorizerRefusals) has no error alarm",
         ),
     ],
 )
@@ -281,7 +281,7 @@ def test_the_rate_parser_reads_what_eventbridge_writes() -> None:
 
 
 def test_the_dashboard_shows_every_alarm_that_always_exists(template: dict[str, Any]) -> None:
-    text = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
     shown = set(re.findall(r'"\$\{(\w+)\.Arn\}"', text))
     alarms = {
         name

@@ -65,8 +65,9 @@ def test_the_sample_http_api_writes_the_http_access_log_format_to_a_group_the_us
     assert resources["SampleHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
     assert api["AccessLogSettings"]["Format"] == usage.HTTP_ACCESS_LOG_FORMAT
     assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["SampleHttpApiAccessLogs", "Arn"]}
-    events = props(resources, "UsageFunction")["Events"].values()
-    assert {"Ref": "SampleHttpApiAccessLogs"} in [e["Properties"]["LogGroupName"] for e in events]
+    subscription = props(resources, "UsageFunctionHttpAccessLogs")
+    assert subscription["LogGroupName"] == {"Ref": "SampleHttpApiAccessLogs"}
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["UsageFunction", "Arn"]}
 
 
 def test_the_sample_http_api_is_behind_the_authorizer_and_throttles_every_route(
@@ -113,9 +114,23 @@ def test_the_authorizer_logs_to_a_group_the_usage_function_subscribes_to(resourc
         "LogGroup": {"Ref": "AuthorizerLogGroup"}
     }
     events = props(resources, "UsageFunction")["Events"]
-    by_group = {e["Properties"]["LogGroupName"]["Ref"]: e for e in events.values()}
     assert {e["Type"] for e in events.values()} == {"CloudWatchLogs"}
+    # the sample APIs' subscriptions are resources of their own, under the samples' condition
+    filters = {
+        name: r
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Logs::SubscriptionFilter"
+        and r["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["UsageFunction", "Arn"]}
+    }
+    by_group = {e["Properties"]["LogGroupName"]["Ref"]: e for e in [*events.values(), *filters.values()]}
     assert set(by_group) == {"SampleApiAccessLogs", "SampleHttpApiAccessLogs", "AuthorizerLogGroup"}
+    for name, subscription in filters.items():
+        permission = resources[subscription["DependsOn"]]
+        group = subscription["Properties"]["LogGroupName"]["Ref"]
+        assert subscription["Condition"] == permission["Condition"] == resources[group]["Condition"], name
+        assert permission["Properties"]["FunctionName"] == {"Ref": "UsageFunction"}
+        assert permission["Properties"]["Principal"] == "logs.amazonaws.com"
+        assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": [group, "Arn"]}
     assert by_group["SampleApiAccessLogs"]["Properties"]["FilterPattern"] == ""
     assert by_group["SampleHttpApiAccessLogs"]["Properties"]["FilterPattern"] == ""
     pattern = by_group["AuthorizerLogGroup"]["Properties"]["FilterPattern"]
@@ -193,11 +208,17 @@ def test_contributor_insights_rank_the_access_log_fields(
 
 
 def test_the_dashboard_is_json_and_shows_every_part(resources: dict[str, Any]) -> None:
+    from keysentry_dev.local import Stack
+
     raw = props(resources, "Dashboard")["DashboardBody"]
-    body = json.loads(substituted(raw))
+    stack = Stack(load_template(ROOT / "template.yaml"))  # the defaults: with the sample APIs
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", stack.resolve(raw)))
     titles = [w["properties"]["title"] for w in body["widgets"]]
     assert len(titles) == len(set(titles)) == 8
-    text = raw["Fn::Sub"]
+    template, variables = raw["Fn::Sub"]
+    condition, samples, without = variables["SampleWidgets"]["Fn::If"]
+    assert (condition, without) == ("SampleApis", "")  # tests/unit/test_sample_apis.py: without them
+    text = template + samples["Fn::Sub"]
     assert "SEARCH('{keysentry,outcome,reason,service} MetricName=\\\"Decision\\\"', 'Sum', 300)" in text
     for metric in (
         "Count",

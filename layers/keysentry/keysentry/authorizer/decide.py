@@ -33,6 +33,7 @@ from keysentry.settings import TEST_STAGES, AuthorizerSettings
 from keysentry.store import KeyStore, from_item
 
 _OK = "ok"
+_ACTIVE, _ROTATING = Status.ACTIVE, Status.ROTATING  # module constants: read on every decision
 
 
 def parse_test_stages(text: str) -> frozenset[str]:
@@ -79,15 +80,13 @@ def _ip_denial(entry: Entry, source_ip: str | None) -> str | None:
 
 
 def _status_denial(record: KeyRecord, now: int) -> str | None:
-    """A key past its grace, its lifetime, or in any state but active and rotating."""
-    if record.status is Status.ROTATING:
-        if record.grace_until is None or record.grace_until <= now:
-            return "grace_ended"
-    elif record.status is not Status.ACTIVE:
-        return f"status_{record.status.value}"
-    if record.expires_at is not None and record.expires_at <= now:
-        return "expired"
-    return None
+    """A key in any state but active and rotating, or past its lifetime or grace: by
+    :meth:`KeyRecord.lapsed`, the rule by which every reading shows it expired."""
+    status = record.status
+    if status is not _ACTIVE and status is not _ROTATING:
+        return f"status_{status.value}"
+    lapse = record.lapsed(now)
+    return None if lapse is None else lapse.value
 
 
 def _boundary(record: KeyRecord, now: int) -> float:

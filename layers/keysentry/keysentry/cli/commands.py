@@ -118,7 +118,7 @@ def cmd_list(args: argparse.Namespace, out: Output, service: Service) -> int:
 
 def cmd_show(args: argparse.Namespace, out: Output, service: Service) -> int:
     keys = service()
-    record = keys.get(args.kid)
+    record = keys.read(args.kid)  # as read now: expired once its time is up
     view = keys.view_of(record)
     out.emit(view, "\n".join([record_text(record), *plan_lines(view)]))
     return 0

@@ -32,6 +32,7 @@ from keysentry.model.record import (
     IssuedBy,
     KeyRecord,
     KeySpec,
+    Lapse,
     Signing,
     Status,
 )
@@ -158,14 +159,26 @@ def issue(
     return replace(record, delivery_key=delivery_key) if delivery_key else record
 
 
-def check_allowed(record: KeyRecord, action: Action) -> None:
-    if record.status not in ALLOWED_FROM[action]:
-        raise TransitionError(record.kid, str(action), str(record.status))
+def check_allowed(record: KeyRecord, action: Action, now: int) -> None:
+    """Refuse ``action`` unless the lifecycle allows it from the key's status as read at ``now``: a
+    key whose time is up is expired to every action but the schedule's expiry, which writes it."""
+    status = record.status if action is Action.EXPIRE else record.status_at(now)
+    if status not in ALLOWED_FROM[action]:
+        raise TransitionError(record.kid, str(action), _as_read(record, status, now))
+
+
+def _as_read(record: KeyRecord, status: Status, now: int) -> str:
+    """The status a refusal names: why, when the key's time is up but the schedule has not yet
+    written its expiry."""
+    if status is record.status:
+        return str(status)
+    lapse = record.lapsed(now)
+    return f"{status} ({'past its expiry' if lapse is Lapse.LIFETIME else 'past its rotation grace window'})"
 
 
 def transition(record: KeyRecord, action: Action, *, now: int, actor: str, reason: str = "") -> KeyRecord:
     """The record after ``action``; raises :class:`TransitionError` when the lifecycle forbids it."""
-    check_allowed(record, action)
+    check_allowed(record, action, now)
     change = Change(action, actor, now, reason)
     common: dict[str, Any] = {"version": record.version + 1, "last_change": change}
     if action is Action.SUSPEND:
@@ -180,10 +193,8 @@ def transition(record: KeyRecord, action: Action, *, now: int, actor: str, reaso
             leaked_at=now,
             **common,
         )
-    if action is Action.RESUME:
+    if action is Action.RESUME:  # a key suspended while rotating, past its grace, is expired already
         back = record.suspended_from or Status.ACTIVE
-        if back is Status.ROTATING and record.grace_until is not None and record.grace_until <= now:
-            raise TransitionError(record.kid, "resume", "past its rotation grace window")
         return replace(record, status=back, suspended_from=None, **common)
     if action is Action.REVOKE:
         return replace(record, status=Status.REVOKED, suspended_from=None, sealed_successor=None, **common)
@@ -293,12 +304,13 @@ def _successor(
 def _check_rotation(
     record: KeyRecord, *, now: int, replacing: bool, issued_by: IssuedBy, grace_days: int
 ) -> None:
-    if not replacing:
-        check_allowed(record, Action.ROTATE)
+    if replacing:
+        if record.status_at(now) is Status.EXPIRED:
+            raise TransitionError(record.kid, "replace", _as_read(record, Status.EXPIRED, now))
+    else:
+        check_allowed(record, Action.ROTATE, now)
     if record.successor:
         raise TransitionError(record.kid, "rotate", f"already rotated (successor {record.successor})")
-    if record.expires_at is not None and record.expires_at <= now:
-        raise TransitionError(record.kid, "rotate", "past its expiry")
     if issued_by is IssuedBy.HOLDER:
         check_self_rotation(record)
     if not 0 <= grace_days <= MAX_GRACE_DAYS:
@@ -330,7 +342,7 @@ def in_chain(successor: KeyRecord) -> bool:
 
 
 def remind(record: KeyRecord, stage: str, *, now: int, actor: str, reason: str = "") -> KeyRecord:
-    check_allowed(record, Action.REMIND)
+    check_allowed(record, Action.REMIND, now)
     return replace(
         record,
         reminded=stage,
@@ -343,8 +355,8 @@ def update(
     record: KeyRecord, *, now: int, actor: str, plans: Plans | None = None, **changes: Any
 ) -> KeyRecord:
     """Policy change: name, scopes, IP rules, metadata, rotation policy, suspension on an anomaly,
-    plan (one of ``plans``). Only live keys."""
-    check_allowed(record, Action.UPDATE)
+    plan (one of ``plans``). Only live keys, their time not up."""
+    check_allowed(record, Action.UPDATE, now)
     fields: dict[str, Any] = {}
     if "plan" in changes:
         plans = _plans(plans)

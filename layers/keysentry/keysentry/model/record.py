@@ -6,7 +6,7 @@ read them from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final, Literal, get_args
 
@@ -52,9 +52,23 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
+_ROTATING: Final = Status.ROTATING  # a module constant: read on the authorizer's path
 LIVE: Final = frozenset({Status.ACTIVE, Status.ROTATING, Status.SUSPENDED})
 TERMINAL: Final = frozenset({Status.REVOKED, Status.EXPIRED})
 STATUS_PATTERN: Final = f"^({'|'.join(Status)})$"  # a status as a query parameter
+
+
+class Lapse(StrEnum):
+    """Why a live key's time is up: the authorizer's refusal reason, the schedule's expiry. The
+    stored status says so only once the schedule has written ``expired``; every reading says so at once
+    (:meth:`KeyRecord.status_at`)."""
+
+    LIFETIME = "expired"  # past expires_at: an absolute limit, whatever the status
+    GRACE = "grace_ended"  # a rotated key (or one suspended while rotating) past grace_until
+
+
+_LIFETIME: Final = Lapse.LIFETIME
+_GRACE: Final = Lapse.GRACE
 
 
 class IssuedBy(StrEnum):
@@ -176,6 +190,31 @@ class KeyRecord:
     @property
     def is_live(self) -> bool:
         return self.status in LIVE
+
+    def lapsed(self, now: float) -> Lapse | None:
+        """Whether the key's time is up at ``now``, and why: the one rule the authorizer refuses
+        by, the schedule expires by and a reading shows ``expired`` by. Only for a live key."""
+        expires_at = self.expires_at
+        if expires_at is not None and expires_at <= now:
+            return _LIFETIME
+        if self.status is _ROTATING or self.suspended_from is _ROTATING:
+            grace_until = self.grace_until
+            if grace_until is None or grace_until <= now:
+                return _GRACE
+        return None
+
+    def status_at(self, now: float) -> Status:
+        """The status as read at ``now``: a live key whose time is up is ``expired`` at once, although
+        its stored status changes only when the schedule writes it (the writer of record, whose
+        write the stream and the alerts see)."""
+        if self.status in LIVE and self.lapsed(now) is not None:
+            return Status.EXPIRED
+        return self.status
+
+    def read_at(self, now: float) -> KeyRecord:
+        """The record as a reading shows it at ``now`` (:meth:`status_at`); never written back."""
+        status = self.status_at(now)
+        return self if status is self.status else replace(self, status=status)
 
     def quota_refused(self, now: float) -> bool:
         """Whether the usage pipeline's quota mark refuses the key at ``now``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from enum import StrEnum
 
-from keysentry.model.record import DUE_SHARDS, GRACE_REMINDER_LEAD, REMINDER_LEADS, KeyRecord, Status
+from keysentry.model.record import DUE_SHARDS, GRACE_REMINDER_LEAD, REMINDER_LEADS, KeyRecord, Lapse, Status
 
 
 def due_shard(kid: str) -> str:
@@ -60,10 +60,10 @@ def plan(record: KeyRecord, now: int) -> tuple[Step, str] | None:
     """What the schedule must do with this key now, if anything, and why."""
     if not record.is_live:
         return None
-    if record.expires_at is not None and record.expires_at <= now:
+    lapse = record.lapsed(now)  # what the authorizer refuses and a reading shows expired already
+    if lapse is Lapse.LIFETIME:
         return Step.EXPIRE_LIFETIME, "lifetime ended"
-    rotating = record.status is Status.ROTATING or record.suspended_from is Status.ROTATING
-    if rotating and record.grace_until is not None and record.grace_until <= now:
+    if lapse is Lapse.GRACE:
         return Step.EXPIRE_GRACE, "rotation grace window ended"
     if record.status is Status.ACTIVE and record.rotate_after <= now:
         return Step.ROTATE, f"rotation period of {record.rotation_days} days reached"

@@ -59,9 +59,15 @@ class ServiceBase:
         )
 
     def get(self, kid: str) -> KeyRecord:
+        """The key as stored: what a change is computed from and conditioned on."""
         if not keyformat.is_kid(kid):
             raise ValidationError("a key id is 12 letters and digits")
         return self.store.get(kid)
+
+    def read(self, kid: str) -> KeyRecord:
+        """The key as read now: expired once its time is up, before the schedule writes it
+        (:meth:`KeyRecord.read_at`). What every reading shows; never written back."""
+        return self.get(kid).read_at(self.clock())
 
 
 def describe(error: Exception) -> str:

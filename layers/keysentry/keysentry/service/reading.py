@@ -25,18 +25,20 @@ class Reading(ServiceBase):
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[list[KeyRecord], str | None]:
+        """Keys as read now (:meth:`read`), ``limit`` a page: a key whose time is up is listed, and
+        filtered, as ``expired`` before the schedule writes it."""
         if status is not None and status not in set(Status):
             raise ValidationError(f"status must be one of {', '.join(Status)}")
         _check_limit(limit)
+        now = self.clock()
+        keep = None if status is None else (lambda record: record.status_at(now) == status)
         if owner_id is not None:
             records, cursor = self.store.list_by_owner(
-                model.validate_owner(owner_id), limit=limit, start=cursor
+                model.validate_owner(owner_id), limit=limit, start=cursor, keep=keep
             )
         else:
-            records, cursor = self.store.list_all(limit=limit, start=cursor)
-        if status is not None:
-            records = [r for r in records if r.status == status]
-        return records, cursor
+            records, cursor = self.store.list_all(limit=limit, start=cursor, keep=keep)
+        return [record.read_at(now) for record in records], cursor
 
     def audit(self, kid: str) -> list[AuditEntry]:
         self.get(kid)  # 404 for an unknown kid rather than an empty trail

@@ -32,10 +32,11 @@ class Rotating(ServiceBase):
             tip = chain[-1] if chain else record
             if tip.successor:
                 raise TransitionError(kid, "replace", f"already replaced (successor {tip.successor})")
-            if tip.status is not Status.SUSPENDED:
-                advice = "suspend it first" if tip.is_live else "issue a new key instead"
+            status = tip.status_at(self.clock())
+            if status is not Status.SUSPENDED:
+                advice = "suspend it first" if status in model.LIVE else "issue a new key instead"
                 raise TransitionError(
-                    kid, "replace", f"its chain ends with {tip.kid}, which is {tip.status}: {advice}"
+                    kid, "replace", f"its chain ends with {tip.kid}, which is {status}: {advice}"
                 )
             record = tip
         return self.rotate_record(
@@ -90,8 +91,9 @@ class Rotating(ServiceBase):
         """
         if issued_by is None:
             issued_by = IssuedBy.SCHEDULE if deliver else IssuedBy.OWNER
+        now = self.clock()
         if not (record.status is Status.SUSPENDED and issued_by is IssuedBy.OWNER):
-            model.check_allowed(record, Action.ROTATE)
+            model.check_allowed(record, Action.ROTATE, now)
         peppers = self.peppers.get()
         minted = keyformat.generate(record.env)
         successor_signing, secret = record.signing, None
@@ -104,7 +106,7 @@ class Rotating(ServiceBase):
         sealed, pickup = self._delivery(record, payload) if deliver else (None, None)
         predecessor, successor = model.rotate(
             record,
-            now=self.clock(),
+            now=now,
             actor=actor,
             grace_days=self.settings.grace_days if grace_days is None else grace_days,
             successor_kid=minted.kid,
@@ -137,14 +139,15 @@ class Rotating(ServiceBase):
         as it is read. Each pickup leaves an audit entry on the successor (who, when; no secret).
         """
         record = self.get(kid)
-        if record.successor is None or record.status is not Status.ROTATING:
-            return None
+        now = self.clock()
+        if record.successor is None or record.status_at(now) is not Status.ROTATING:
+            return None  # past its grace: the copy ends with it
         actor = actor or f"key:{kid}"
         item = self.store.get_item(record.successor)
         if item is None:
             return None
         successor = from_item(item)
-        if successor.status not in (Status.ACTIVE, Status.ROTATING):
+        if successor.status_at(now) not in (Status.ACTIVE, Status.ROTATING):
             return None  # suspended, revoked or expired since: nothing to collect
         if record.sealed_successor:
             self.store.record_access(

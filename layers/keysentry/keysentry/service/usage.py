@@ -165,7 +165,8 @@ class Usage(ServiceBase):
         return self.view_of(self.get(kid))
 
     def view_of(self, record: KeyRecord) -> dict[str, Any]:
-        """:meth:`view` of a record just read."""
+        """:meth:`view` of a record just read (as read now: see :meth:`read`)."""
+        record = record.read_at(self.clock())
         plans = self.settings.plans()
         plan = plan_view(record, plans)
         quota = plans.plans[plan["name"]].quota if plan["declared"] else None
@@ -192,8 +193,13 @@ class Usage(ServiceBase):
         """What the key did in the window (see :func:`window`): totals, status classes, routes,
         networks, refusals by reason, and the series; with the key's status and last use."""
         record = self.get(kid)  # an unknown key is a 404, not an empty report
-        span = window(start, end, granularity, self.clock())
-        report = {"kid": record.kid, "status": str(record.status), "last_used_at": record.last_used_at}
+        now = self.clock()
+        span = window(start, end, granularity, now)
+        report = {
+            "kid": record.kid,
+            "status": str(record.status_at(now)),
+            "last_used_at": record.last_used_at,
+        }
         return {**report, **summary(span, self._periods(record.kid, span))}
 
     def owner_usage(
@@ -202,7 +208,8 @@ class Usage(ServiceBase):
         """The owner's keys with their totals in the window, busiest first. Bounded: the first
         :data:`OWNER_KEYS` keys of the owner's listing (``truncated`` says when there are more)."""
         owner_id = model.validate_owner(owner_id)
-        span = window(start, end, granularity, self.clock())
+        now = self.clock()
+        span = window(start, end, granularity, now)
         records, more = self.store.list_by_owner(owner_id, limit=OWNER_KEYS)
         rows: list[dict[str, Any]] = []
         for record in records:
@@ -213,7 +220,7 @@ class Usage(ServiceBase):
                 {
                     "kid": record.kid,
                     "name": record.name,
-                    "status": str(record.status),
+                    "status": str(record.status_at(now)),
                     "requests": total.requests,
                     "bytes": total.bytes,
                     "refused": sum(total.refusals.values()),

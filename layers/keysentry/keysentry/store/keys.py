@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 from keysentry.errors import ConflictError, KeyNotFoundError
 from keysentry.model import KeyRecord
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 OWNER_INDEX: Final = "owner-index"
 REHASH_ACTOR: Final = "keysentry:authorizer"
+FILL_READS: Final = 10  # the most reads one page of a listing makes
+FILTERED_READ: Final = 100  # the least a read asks for when it keeps only some of what it reads
 
 
 class KeyStore(Chains, DueIndex):
@@ -30,34 +33,70 @@ class KeyStore(Chains, DueIndex):
         return from_item(item)
 
     def list_by_owner(
-        self, owner_id: str, *, limit: int = 100, start: str | None = None
+        self,
+        owner_id: str,
+        *,
+        limit: int = 100,
+        start: str | None = None,
+        keep: Callable[[KeyRecord], bool] | None = None,
     ) -> tuple[list[KeyRecord], str | None]:
+        """The owner's keys, oldest first, ``limit`` at most: a full page whenever more follow (see
+        :meth:`_fill`); ``keep``: only the keys it accepts."""
         kwargs: Item = {
             "TableName": self.table,
             "IndexName": OWNER_INDEX,
             "KeyConditionExpression": "owner_id = :o",
             "ExpressionAttributeValues": {":o": s_attr(owner_id)},
-            "Limit": limit,
         }
         if start:
             kwargs["ExclusiveStartKey"] = decode_cursor(start, OWNER_CURSOR, owner_id=owner_id)
-        response = paged(self.client.query, kwargs)
-        records = [from_item(i) for i in response.get("Items", []) if is_key_item(i)]
-        return records, encode_cursor(response.get("LastEvaluatedKey"))
+        return self._fill(self.client.query, kwargs, OWNER_CURSOR, limit, keep)
 
-    def list_all(self, *, limit: int = 100, start: str | None = None) -> tuple[list[KeyRecord], str | None]:
+    def list_all(
+        self, *, limit: int = 100, start: str | None = None, keep: Callable[[KeyRecord], bool] | None = None
+    ) -> tuple[list[KeyRecord], str | None]:
         """Every key, for an operator's listing. A Scan: never on a request path."""
         kwargs: Item = {
             "TableName": self.table,
             "FilterExpression": "sk = :k",
             "ExpressionAttributeValues": {":k": s_attr(KEY_SK)},
-            "Limit": limit,
         }
         if start:
             kwargs["ExclusiveStartKey"] = decode_cursor(start, TABLE_CURSOR)
-        response = paged(self.client.scan, kwargs)
-        records = [from_item(i) for i in response.get("Items", [])]
-        return records, encode_cursor(response.get("LastEvaluatedKey"))
+        return self._fill(self.client.scan, kwargs, TABLE_CURSOR, limit, keep, filtered=True)
+
+    def _fill(
+        self,
+        operation: Any,
+        kwargs: Item,
+        shape: dict[str, str],
+        limit: int,
+        keep: Callable[[KeyRecord], bool] | None,
+        *,
+        filtered: bool = False,
+    ) -> tuple[list[KeyRecord], str | None]:
+        """Read on until ``limit`` keys (that ``keep`` accepts) are found or the listing ends: a
+        page is short only at the end, or after :data:`FILL_READS` reads (a filter that matches
+        few keys of many), with a cursor then. A page that stops inside a read ends at its last
+        key, which the cursor names. ``filtered``: DynamoDB filters too (a read holds fewer)."""
+        kwargs["Limit"] = limit if keep is None and not filtered else max(limit, FILTERED_READ)
+        records: list[KeyRecord] = []
+        for _ in range(FILL_READS):
+            response = paged(operation, kwargs)
+            items = [i for i in response.get("Items", []) if is_key_item(i)]
+            last = response.get("LastEvaluatedKey")
+            for n, item in enumerate(items, 1):
+                record = from_item(item)
+                if keep is not None and not keep(record):
+                    continue
+                records.append(record)
+                if len(records) == limit:
+                    more = n < len(items) or last is not None
+                    return records, encode_cursor({a: item[a] for a in shape}) if more else None
+            if last is None:
+                return records, None
+            kwargs["ExclusiveStartKey"] = last
+        return records, encode_cursor(last)
 
     # -- writes
 
