@@ -218,7 +218,7 @@ class Authorizer:
             return decision
         now = request.decided_at if request.decided_at is not None else int(self.clock())
         if decision.outcome is Outcome.ALLOW:
-            decision = replace(decision, allowed=allowed(self, record, request.method_arn, now))
+            decision = replace(decision, allowed=allowed(self, record, request, now))
         self.cache.remember(key, entry.expires, _boundary(record, now), decision)
         return decision
 

@@ -240,11 +240,28 @@ def read_http_request(event: dict[str, Any]) -> Request:
     arn = MethodArn.parse(str(event.get("routeArn", "")))
     method = str(http.get("method") or (arn.method if arn else "")).upper()
     stage = arn.stage if arn else (ctx.get("stage") if isinstance(ctx, dict) else None)
-    path = _without_stage(str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/")), stage)
+    path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
+    if _through_execute_api(ctx):  # behind a custom domain the stage is not in the path
+        path = _without_stage(path, stage)
     tokens, refusal = tokens_from_headers(event)
     return Request(
         "http", tokens, _text(http.get("sourceIp")), method, path, arn, event, refusal, _text(stage)
     )
+
+
+def _through_execute_api(ctx: Any) -> bool:
+    """Whether the request came in through the API's own execute-api host
+    (``<apiId>.execute-api.<region>.amazonaws.com``, ``.amazonaws.com.cn`` or any other partition's
+    suffix), where a named stage leads the path. Through a custom domain the stage is not in the
+    path (the API mapping names it), so a first segment that spells the stage is the caller's own."""
+    if not isinstance(ctx, dict):
+        return False
+    api_id, domain = ctx.get("apiId"), ctx.get("domainName")
+    if not (isinstance(api_id, str) and api_id):
+        return False
+    if isinstance(domain, str) and domain:
+        return domain.startswith(api_id + ".execute-api.")
+    return ctx.get("domainPrefix") == api_id  # no domain name: its first label alone
 
 
 def _without_stage(path: str, stage: Any) -> str:
