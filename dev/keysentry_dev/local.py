@@ -292,13 +292,13 @@ def provision(template: dict[str, Any] | None = None) -> Stack:
     API for each serverless API, and the usage plans."""
     stack = Stack(template or load_template())
     resources = stack.template.get("Resources", {})
+    for logical, resource in resources.items():  # first: a parameter holds the management API's id
+        if resource.get("Type") == "AWS::Serverless::Api":
+            _create_rest_api(stack, logical, resource.get("Properties", {}))
     for kind in STATEFUL:  # in dependency order: nothing stateful refers to a later kind
         for logical, resource in resources.items():
             if resource.get("Type") == kind:
                 _create(stack, logical, resource)
-    for logical, resource in resources.items():
-        if resource.get("Type") == "AWS::Serverless::Api":
-            _create_rest_api(stack, logical, resource.get("Properties", {}))
     create_usage_plans(stack)
     return stack
 

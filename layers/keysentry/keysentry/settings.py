@@ -185,6 +185,9 @@ SIGNATURE_MAX_SKEW_MS = Var("SIGNATURE_MAX_SKEW_MS", 1_000, integer(0, 60_000))
 AUTHORIZER_HTTP_RESPONSE = Var("AUTHORIZER_HTTP_RESPONSE", "simple", choice("simple", "iam"))
 USAGE_IDENTIFIER = Var("USAGE_IDENTIFIER", False, boolean)
 TEST_STAGES = Var("TEST_STAGES", frozenset[str](), names)
+# The SSM parameter that holds the management API's id (its /self routes are a quota-refused key's
+# way out); empty: no API is the management API.
+MANAGEMENT_API_PARAMETER = Var("MANAGEMENT_API_PARAMETER", "", text)
 GITHUB_SCANNING_KEYS_PARAMETER = Var("GITHUB_SCANNING_KEYS_PARAMETER", "", text)
 GITHUB_SCANNING_KEYS_URL = Var(
     "GITHUB_SCANNING_KEYS_URL",
@@ -358,6 +361,7 @@ class AuthorizerSettings(WithPlans, EnvSettings):
     http_response: str = AUTHORIZER_HTTP_RESPONSE.field()  # HTTP APIs: "simple" or "iam" responses
     usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return plans.usage_identifier(kid)
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
+    management_api_parameter: str = MANAGEMENT_API_PARAMETER.field()  # read once, when first needed
     default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
     plans_json: str = PLANS.field()  # which plans have a quota (their keys' context names their chain)
 

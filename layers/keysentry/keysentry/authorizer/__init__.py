@@ -17,12 +17,14 @@ from __future__ import annotations
 from keysentry.authorizer.cache import NEGATIVE_TTL_S, Entry, RecordCache
 from keysentry.authorizer.decide import Authorizer, parse_test_stages
 from keysentry.authorizer.events import MAX_HEADER_VALUES, Request, read_request
+from keysentry.authorizer.management import ManagementApi
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import NONCANONICAL_GLOBS, path_is_canonical
 from keysentry.authorizer.respond import ROUTE_DENIALS, Unauthorized, policy, respond
 from keysentry.authorizer.usage import PEPPER_CHECK_S, REHASH_RETRY_S, USAGE_WRITE_INTERVAL_S
 
 __all__ = [
+    "ManagementApi",
     "MAX_HEADER_VALUES",
     "NEGATIVE_TTL_S",
     "NONCANONICAL_GLOBS",

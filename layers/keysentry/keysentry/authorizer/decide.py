@@ -18,6 +18,7 @@ from typing import Any
 from keysentry import keyformat
 from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
 from keysentry.authorizer.events import Request
+from keysentry.authorizer.management import ManagementApi
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import path_is_canonical
 from keysentry.authorizer.respond import HOLDER_ROUTES, Contexts, allowed
@@ -120,6 +121,7 @@ class Authorizer:
         test_stages: frozenset[str] | None = None,
         default_plan: str = DEFAULT_PLAN,
         metered_plans: frozenset[str] | None = None,
+        management_api: ManagementApi | None = None,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -138,6 +140,8 @@ class Authorizer:
         # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
         # Live keys may call any stage, test stages included.
         self.test_stages = test_stages
+        # The API whose holder routes a quota-refused key may still call; by default none.
+        self.management_api = management_api if management_api is not None else ManagementApi()
         self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
         # the plans with a quota (None: the default plans', parsed only then): their keys' context
         # names their chain
@@ -160,6 +164,7 @@ class Authorizer:
             usage_identifier=settings.usage_identifier,
             gateway_cache_ttl=settings.gateway_cache_ttl,
             test_stages=settings.test_stages,
+            management_api=ManagementApi(settings.management_api_parameter),
             default_plan=settings.default_plan,
             metered_plans=settings.plans().metered,
         )
@@ -294,7 +299,7 @@ class Authorizer:
             denial = _ip_denial(entry, request.source_ip)
             if denial:
                 return denial
-        if record.quota_refused(now) and (request.method, request.path) not in HOLDER_ROUTES:
+        if record.quota_refused(now) and not self._holder_route(request):
             return "quota_exceeded"  # the usage pipeline's mark, read from the record held: no AWS call
         required = self.routes.required_scope(request.method, request.path)
         if required is None:
@@ -302,6 +307,12 @@ class Authorizer:
         if required and required not in record.scopes:
             return "scope_missing"
         return self._signing_denial(entry, request)
+
+    def _holder_route(self, request: Request) -> bool:
+        """A key holder's own route on the management API (and on no other API that names it)."""
+        return (request.method, request.path) in HOLDER_ROUTES and self.management_api.serves(
+            request.method_arn
+        )
 
     def _signing_denial(self, entry: Entry, request: Request) -> str | None:
         if entry.record.signing.mode == "bearer":
