@@ -24,7 +24,6 @@ from keysentry.authorizer.respond import ROUTE_DENIALS, Unauthorized, policy, re
 from keysentry.authorizer.usage import PEPPER_CHECK_S, REHASH_RETRY_S, USAGE_WRITE_INTERVAL_S
 
 __all__ = [
-    "ManagementApi",
     "MAX_HEADER_VALUES",
     "NEGATIVE_TTL_S",
     "NONCANONICAL_GLOBS",
@@ -35,6 +34,7 @@ __all__ = [
     "Authorizer",
     "Decision",
     "Entry",
+    "ManagementApi",
     "Outcome",
     "RecordCache",
     "Request",

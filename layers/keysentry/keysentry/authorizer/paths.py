@@ -17,9 +17,7 @@ from keysentry.routes import UNRESERVED
 # characters (%00-%1F, %7F), so that the line's fields, and the meter and source network in them,
 # are read whole.
 _SUSPECT_CHARS: Final = frozenset('%.\\;*?"')
-_NEVER_ENCODED: Final = (
-    frozenset((UNRESERVED + '/\\%*?;"').encode()) | frozenset(range(0x20)) | {0x7F}
-)
+_NEVER_ENCODED: Final = frozenset((UNRESERVED + '/\\%*?;"').encode()) | frozenset(range(0x20)) | {0x7F}
 _SEPARATORS: Final = "./\\%;*?"
 # A "%" that is not an escape of its own but that a decoder still gives meaning to: "%0"/"%1" (a
 # control character, also to a lenient one-digit decoder), "%+" (Java parses "%+0" as NUL), "%u"/"%U" (IIS and .NET read "%u002e" as
