@@ -37,7 +37,8 @@ _OK = "ok"
 
 
 def parse_test_stages(text: str) -> frozenset[str]:
-    """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
+    """The ``TestStages`` parameter: stage names (any API's stage of that name) and ``apiId/stage``
+    (that API's stage only), comma-separated. Empty: no stage takes test keys."""
     return TEST_STAGES.parse(TEST_STAGES.name, text)
 
 
@@ -192,6 +193,7 @@ class Authorizer:
             request.source_ip,
             request.shape,
             request.stage,
+            request.api,
         )
         cached = self.cache.decisions.get(key)
         if cached is not None:
@@ -293,7 +295,7 @@ class Authorizer:
         denial = _status_denial(record, now)
         if denial:
             return denial
-        if record.env == "test" and self.test_stages is not None and request.stage not in self.test_stages:
+        if record.env == "test" and self.test_stages is not None and not self._test_stage(request):
             return "test_key_on_non_test_stage"
         if entry.allow or entry.deny:
             denial = _ip_denial(entry, request.source_ip)
@@ -307,6 +309,12 @@ class Authorizer:
         if required and required not in record.scopes:
             return "scope_missing"
         return self._signing_denial(entry, request)
+
+    def _test_stage(self, request: Request) -> bool:
+        """Whether ``TestStages`` names the request's stage: by its name (on any API), or as
+        ``apiId/stage`` (on that API only)."""
+        stages = self.test_stages or frozenset()
+        return request.stage in stages or f"{request.api}/{request.stage}" in stages
 
     def _holder_route(self, request: Request) -> bool:
         """A key holder's own route on the management API (and on no other API that names it)."""

@@ -37,6 +37,7 @@ class Request:
     event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
     refusal: str | None = None  # the headers could not be read whole: refused before any lookup
     stage: str | None = None  # the API stage called: test keys are bound to test stages
+    api: str | None = None  # the API called (its id): test stages may name it too
     decided_at: int | None = None  # set by the decision: its response is as of the same second
 
     def signature_headers(self) -> dict[str, list[str]]:
@@ -217,7 +218,8 @@ def read_rest_request(event: dict[str, Any]) -> Request:
     tokens, refusal = tokens_from_headers(event)
     stage = arn.stage if arn else None
     ip = ip if isinstance(ip, str) else None
-    return Request("request", tokens, ip, method.upper(), path, arn, event, refusal, stage)
+    api = arn.api_id if arn else None
+    return Request("request", tokens, ip, method.upper(), path, arn, event, refusal, stage, api)
 
 
 def read_rest_token(event: dict[str, Any]) -> Request:
@@ -230,7 +232,7 @@ def read_rest_token(event: dict[str, Any]) -> Request:
         tokens = (credential.strip(),) if scheme.lower() == "bearer" else (raw.strip(),)
     if arn is None:
         return Request("token", tokens, None, "", "/", None, stage=None)
-    return Request("token", tokens, None, arn.method, arn.path, arn, stage=arn.stage)
+    return Request("token", tokens, None, arn.method, arn.path, arn, stage=arn.stage, api=arn.api_id)
 
 
 def read_http_request(event: dict[str, Any]) -> Request:
@@ -244,8 +246,9 @@ def read_http_request(event: dict[str, Any]) -> Request:
     if _through_execute_api(ctx):  # behind a custom domain the stage is not in the path
         path = _without_stage(path, stage)
     tokens, refusal = tokens_from_headers(event)
+    api = arn.api_id if arn else (_text(ctx.get("apiId")) if isinstance(ctx, dict) else None)
     return Request(
-        "http", tokens, _text(http.get("sourceIp")), method, path, arn, event, refusal, _text(stage)
+        "http", tokens, _text(http.get("sourceIp")), method, path, arn, event, refusal, _text(stage), api
     )
 
 
