@@ -341,7 +341,12 @@ class Authorizer:
             signed = read_signed(request.signature_headers())
             check_time(signed, int(self.clock() * 1000), self.max_age_ms, self.max_skew_ms)
             entry.verifier.verify(
-                signed, request.method, request.path, request.canonical_query(), request.content_type()
+                signed,
+                request.method,
+                request.path,
+                request.canonical_query(),
+                request.content_type(),
+                request.listed_headers(),
             )
         except SignatureError as error:
             return error.reason

@@ -46,6 +46,31 @@ class Request:
         event = self.event or {}
         return {name: header_values(event, name) for name in SIGNED_HEADERS}
 
+    def listed_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers ``X-Ks-Signed-Headers`` lists, each (name, its one value); () without the
+        list. A listed header sent more than once, or not at all, is refused (the backend could read
+        another value than the one signed)."""
+        from keysentry.signing import HEADER_SIGNED_HEADERS, SignatureError, signed_header_names
+
+        event = self.event or {}
+        lists = set(header_values(event, HEADER_SIGNED_HEADERS))
+        if not lists:
+            return ()
+        if len(lists) > 1:
+            raise SignatureError("repeated_signature_header")
+        listed = []
+        for name in signed_header_names(lists.pop()):
+            # REST: every value in the multi-value map, the last again in the other; HTTP APIs join
+            # a repeated header's values with commas, so a comma is refused on both shapes alike
+            values = header_values(event, name)
+            if not values:
+                raise SignatureError("missing_signed_header")
+            most = 2 if isinstance(event.get("multiValueHeaders"), dict) and self.shape != "http" else 1
+            if len(set(values)) > 1 or len(values) > most or "," in values[0]:
+                raise SignatureError("repeated_signed_header")
+            listed.append((name, values[0]))
+        return tuple(listed)
+
     def canonical_query(self) -> str:
         from keysentry.signing import SignatureError, canonical_query
 
