@@ -348,13 +348,13 @@ def provision(
         if resources.get(logical, {}).get("Type") != entry["ResourceType"]:
             raise ValueError(f"{logical}: not a {entry['ResourceType']} of the template")
         _adopt(stack, logical, entry["ResourceType"], entry["ResourceIdentifier"])
+    for logical, resource in resources.items():  # first: a parameter holds the management API's id
+        if resource.get("Type") == "AWS::Serverless::Api":
+            _create_rest_api(stack, logical, resource.get("Properties", {}))
     for kind in STATEFUL:  # in dependency order: nothing stateful refers to a later kind
         for logical, resource in resources.items():
             if resource.get("Type") == kind and logical not in stack.refs:
                 _create(stack, logical, resource)
-    for logical, resource in resources.items():
-        if resource.get("Type") == "AWS::Serverless::Api":
-            _create_rest_api(stack, logical, resource.get("Properties", {}))
     create_usage_plans(stack)
     return stack
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from keysentry import aws
-from keysentry.authorizer import Authorizer
+from keysentry.authorizer import Authorizer, ManagementApi
 from keysentry.model import CONTEXT_METADATA_PREFIX
 
 from functions.authorizer import handler
@@ -195,7 +195,8 @@ def test_a_key_refused_for_its_quota_still_reaches_its_own_routes_and_no_other(
 ) -> None:
     """Its holder reads when the refusal ends, revokes a drained key, collects a successor; the
     policy a gateway may cache for it allows that one route, so no cached copy opens the API."""
-    install_authorizer(stack, clock, SELF_ROUTES, monkeypatch, monotonic=mono)
+    management = ManagementApi(api_id="a1b2c3d4e5")  # the API these requests are to
+    install_authorizer(stack, clock, SELF_ROUTES, monkeypatch, monotonic=mono, management_api=management)
     scopes = ["prices:read", "keys:rotate-self"]
     issued = service.create("acme", actor="ops", env="test", plan="free", scopes=scopes)
     mark_exhausted(stack, issued.record.kid, PERIOD_END)

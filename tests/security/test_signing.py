@@ -464,3 +464,98 @@ def test_the_canonical_query_decodes_back_to_exactly_the_signed_parameters(
     expected = sorted(pairs, key=lambda pair: quote(pair[0], safe="-._~"))
     assert parse_qsl(canonical, keep_blank_values=True) == expected
     assert canonical_query(canonical) == canonical  # the string to send is itself canonical
+
+
+# ---------------------------------------------------------------- signed headers, and flag / flag=
+
+
+def with_account(issued: Any, clock: MsClock, account: str | None) -> dict[str, str]:
+    """A request signed over X-Account (when ``account`` is given), which it sends too."""
+    signed = sign(
+        "POST",
+        "/v1/orders",
+        None,
+        BODY,
+        key=issued.token,
+        secret=issued.signing_secret,
+        content_type=JSON,
+        timestamp_ms=clock.now * 1000,
+        headers={"X-Account": account} if account is not None else None,
+    )
+    return {**signed, **({"X-Account": account} if account is not None else {})}
+
+
+def shaped(shape: str, headers: dict[str, str]) -> dict[str, Any]:
+    return rest_event(headers) if shape == "rest" else http_event(headers, "")
+
+
+@pytest.mark.parametrize("shape", ["rest", "http"])
+def test_a_header_the_holder_signed_cannot_be_changed_dropped_or_repeated(
+    issued: Any, authorizer: Authorizer, clock: MsClock, shape: str
+) -> None:
+    assert reason(authorizer, shaped(shape, with_account(issued, clock, "acme"))) == "ok"
+    changed = with_account(issued, clock, "acme") | {"X-Account": "other"}
+    assert reason(authorizer, shaped(shape, changed)) == "bad_signature"
+    dropped = with_account(issued, clock, "acme")
+    del dropped["X-Account"]
+    assert reason(authorizer, shaped(shape, dropped)) == "missing_signed_header"
+    unlisted = with_account(issued, clock, "acme")  # the list taken off: no longer what was signed
+    del unlisted["X-Ks-Signed-Headers"]
+    assert reason(authorizer, shaped(shape, unlisted)) == "bad_signature"
+    repeated = shaped(shape, with_account(issued, clock, "acme"))
+    if shape == "rest":
+        repeated["multiValueHeaders"]["X-Account"] = ["other", "acme"]
+    else:
+        repeated["headers"]["x-account"] = "other,acme"  # as an HTTP API joins a repeated header
+    assert reason(authorizer, repeated) == "repeated_signed_header"
+
+
+def test_a_signature_made_without_a_list_still_verifies_and_covers_no_other_header(
+    issued: Any, authorizer: Authorizer, clock: MsClock
+) -> None:
+    """Backward compatible: KS2 signatures from before the list; an unlisted header is not signed,
+    which is what the list is for (docs/signing.md)."""
+    assert reason(authorizer, rest_event(with_account(issued, clock, None))) == "ok"
+    unsigned = with_account(issued, clock, None) | {"X-Account": "other"}
+    assert reason(authorizer, rest_event(unsigned)) == "ok"
+
+
+def test_a_list_cannot_be_spelled_two_ways() -> None:
+    from keysentry.signing import signed_header_names
+
+    assert signed_header_names("x-account;x-tenant") == ("x-account", "x-tenant")
+    for wrong in ("x-tenant;x-account", "x-account;x-account", "X-Account", "", "x-api-key", "content-type"):
+        with pytest.raises(SignatureError):
+            signed_header_names(wrong)
+
+
+def test_the_client_signs_the_headers_it_is_told_to_and_sends_them_once() -> None:
+    from keysentry.client.prepare import Signer, UnsignableRequestError, prepare
+
+    signer = Signer("ks_test_" + "A" * 56, "s" * 43, None, ("x-account",))
+    url = "https://api.example.test/v1/orders"
+    sent = prepare(signer, "POST", url, [("X-Account", "acme")], BODY, clock=lambda: 1.0)
+    assert sent.headers["X-Ks-Signed-Headers"] == "x-account"
+    with pytest.raises(UnsignableRequestError):
+        prepare(signer, "POST", url, [], BODY)  # nothing to sign: refused before it leaves
+    with pytest.raises(UnsignableRequestError):
+        prepare(signer, "POST", url, [("X-Account", "a"), ("x-account", "b")], BODY)
+
+
+@pytest.mark.parametrize("spelling", ["flag", "flag="])
+def test_flag_and_flag_equals_are_one_parameter_signed_as_flag_equals_on_both_shapes(
+    issued: Any, authorizer: Authorizer, clock: MsClock, spelling: str
+) -> None:
+    """Every decoder (API Gateway's maps, parse_qsl, a backend's) reads both as flag with an empty
+    value: the canonical form is flag=. A REST event cannot tell them apart (both "" in its maps,
+    and so in its backend's); an HTTP API hands its backend the raw query, so it takes flag= only.
+    The client sends flag= for either, which verifies on both shapes."""
+    from keysentry.client.prepare import canonical_url
+
+    sent_url, _, query = canonical_url(f"https://api.example.test/v1/orders?{spelling}", "")
+    assert (sent_url.endswith("?flag="), query) == (True, "flag=")
+    headers = headers_for(issued, clock, spelling)
+    assert reason(authorizer, rest_event(headers, {"flag": [""]})) == "ok"
+    assert reason(authorizer, http_event(headers_for(issued, clock, spelling), "flag=")) == "ok"
+    raw = http_event(headers_for(issued, clock, spelling), spelling)
+    assert reason(authorizer, raw) == ("ok" if spelling == "flag=" else "noncanonical_query")

@@ -126,3 +126,55 @@ def test_with_no_test_stages_test_keys_are_refused_everywhere(
 def test_the_test_stages_parameter_is_a_comma_list() -> None:
     assert parse_test_stages("") == frozenset()
     assert parse_test_stages(" dev, test ,,qa") == frozenset({"dev", "test", "qa"})
+
+
+def on_api(doc: dict[str, Any], api: str, stage: str) -> dict[str, Any]:
+    """The request to ``api``'s ``stage``: its ARN and its request context say so."""
+    for field in ("methodArn", "routeArn"):
+        if field in doc:
+            doc[field] = doc[field].replace("a1b2c3d4e5/prod/", f"{api}/{stage}/")
+    doc.setdefault("requestContext", {}).update(stage=stage, apiId=api)  # a TOKEN event has none
+    return doc
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "authorizer_rest_request_valid",
+        "authorizer_rest_token",
+        "authorizer_http_v2_simple",
+        "authorizer_http_v2_iam",
+    ],
+)
+def test_a_test_stage_bound_to_an_api_takes_test_keys_on_that_api_only(
+    service: Any,
+    authorizer_env: dict[str, str],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    """TestStages=a1b2c3d4e5/dev: another API's dev stage is not a test stage."""
+    monkeypatch.setenv("TEST_STAGES", "a1b2c3d4e5/dev")
+    monkeypatch.setenv("AUTHORIZER_HTTP_RESPONSE", "iam" if name.endswith("iam") else "simple")
+    issued = service.create("acme", actor="ops", scopes=["prices:read"], env="test")
+    bound = on_api(event(name, issued.token), "a1b2c3d4e5", "dev")
+    assert outcome(bound, lambda_context) == "Allow"
+    caplog.clear()
+    other = on_api(event(name, issued.token), "f6g7h8i9j0", "dev")
+    assert outcome(other, lambda_context) == "Deny"
+    assert reasons(caplog) == ["test_key_on_non_test_stage"]
+
+
+def test_the_test_stages_parameter_takes_api_bound_entries_and_refuses_anything_else(stack: Any) -> None:
+    import re
+
+    from keysentry.errors import ConfigurationError
+
+    assert parse_test_stages("a1b2c3d4e5/dev, test") == frozenset({"a1b2c3d4e5/dev", "test"})
+    for wrong in ("a1b2/dev", "a1b2c3d4e5/", "dev/test/x", "dev stage"):
+        with pytest.raises(ConfigurationError):
+            parse_test_stages(wrong)
+    pattern = re.compile(stack.template["Parameters"]["TestStages"]["AllowedPattern"])
+    assert pattern.fullmatch("a1b2c3d4e5/dev,test,$default")
+    assert not pattern.fullmatch("a1b2/dev")

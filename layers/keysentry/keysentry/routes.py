@@ -196,6 +196,10 @@ class MethodArn:
     def arn(self) -> str:
         return f"{self.prefix}/{self.method}{self.path}"
 
+    @property
+    def api_id(self) -> str:
+        return self.prefix.rsplit(":", 1)[-1].split("/", 1)[0]
+
 
 @lru_cache(maxsize=4096)
 def parse_method_arn(arn: str) -> MethodArn | None:  # cached: an API has few routes

@@ -100,6 +100,14 @@ def names(name: str, raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
+def test_stages(name: str, raw: str) -> frozenset[str]:
+    """Stage names and ``apiId/stage`` entries, comma-separated (blanks ignored)."""
+    entries = names(name, raw)
+    if bad := [e for e in entries if not re.fullmatch(r"(?:[a-z0-9]{10}/)?[A-Za-z0-9_$-]{1,128}", e)]:
+        raise ConfigurationError(f"{name}: {bad[0]!r} is neither a stage name nor apiId/stage")
+    return entries
+
+
 def plans_json(name: str, raw: str) -> str:
     """The plans' JSON, checked whole here against its own default (its parser says what is wrong)."""
     try:
@@ -184,7 +192,9 @@ SIGNATURE_MAX_AGE_MS = Var("SIGNATURE_MAX_AGE_MS", 5_000, integer(1_000, 60_000)
 SIGNATURE_MAX_SKEW_MS = Var("SIGNATURE_MAX_SKEW_MS", 1_000, integer(0, 60_000))
 AUTHORIZER_HTTP_RESPONSE = Var("AUTHORIZER_HTTP_RESPONSE", "simple", choice("simple", "iam"))
 USAGE_IDENTIFIER = Var("USAGE_IDENTIFIER", False, boolean)
-TEST_STAGES = Var("TEST_STAGES", frozenset[str](), names)
+TEST_STAGES = Var("TEST_STAGES", frozenset[str](), test_stages)
+# The SSM parameter holding the management API's id (empty: no API is the management API)
+MANAGEMENT_API_PARAMETER = Var("MANAGEMENT_API_PARAMETER", "", text)
 GITHUB_SCANNING_KEYS_PARAMETER = Var("GITHUB_SCANNING_KEYS_PARAMETER", "", text)
 GITHUB_SCANNING_KEYS_URL = Var(
     "GITHUB_SCANNING_KEYS_URL",
@@ -358,6 +368,7 @@ class AuthorizerSettings(WithPlans, EnvSettings):
     http_response: str = AUTHORIZER_HTTP_RESPONSE.field()  # HTTP APIs: "simple" or "iam" responses
     usage_identifier: bool = USAGE_IDENTIFIER.field()  # REST: return plans.usage_identifier(kid)
     test_stages: frozenset[str] = TEST_STAGES.field()  # the stages ks_test_ keys may call
+    management_api_parameter: str = MANAGEMENT_API_PARAMETER.field()  # read once, when first needed
     default_plan: str = DEFAULT_PLAN_VAR.field()  # the context's plan for a key without one
     plans_json: str = PLANS.field()  # which plans have a quota (their keys' context names their chain)
 

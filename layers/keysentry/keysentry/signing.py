@@ -11,6 +11,14 @@ String to sign (UTF-8, lines joined by ``\\n``, no trailing newline)::
     <value of the Content-Type header, exactly as sent; empty when there is none>
     <value of the X-Ks-Content-Sha256 header: lower-case hex SHA-256 of the body>
 
+With ``X-Ks-Signed-Headers`` (lower-case header names, sorted, ``;``-separated, as SigV4 lists
+its signed headers), two more kinds of line follow: the list itself, then ``name:value`` for each
+header named, in the list's order, its one value with surrounding blanks removed. A header named
+must be sent exactly once. Without it, the string to sign is the eight lines above, as before: every
+signature made before the header existed still verifies, and removing or adding the header breaks
+the signature it was made with. Headers not named are not signed: a backend that reads a header for
+a decision (``X-Account``) trusts it only when the list names it.
+
 Canonical query: every (name, value) pair, decoded as a form decoder does (``+`` is a space), each
 re-encoded with RFC 3986's unreserved set kept (``A-Z a-z 0-9 - . _ ~``, space as ``%20``, other
 bytes of the UTF-8 as ``%XX`` in upper case), written ``name=value`` (``flag`` becomes ``flag=``),
@@ -34,7 +42,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final
@@ -52,6 +60,11 @@ HEADER_SIGNATURE: Final = "x-ks-signature"
 HEADER_BODY: Final = "x-ks-content-sha256"
 HEADER_CONTENT_TYPE: Final = "content-type"
 SIGNED_HEADERS: Final = (HEADER_ALGORITHM, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE, HEADER_BODY)
+HEADER_SIGNED_HEADERS: Final = "x-ks-signed-headers"  # optional: more headers the signature covers
+MAX_SIGNED_HEADERS: Final = 16
+# Headers a list may not name: the signature's own, the key, and Content-Type (signed already).
+UNLISTABLE: Final = frozenset({*SIGNED_HEADERS, HEADER_SIGNED_HEADERS, "x-api-key", HEADER_CONTENT_TYPE})
+_HEADER_NAME_RE: Final = re.compile(r"\A[a-z0-9][a-z0-9-]{0,63}\Z")
 EMPTY_BODY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 MAX_WINDOW_MS: Final = 60_000
 RSA_SALT_LENGTH: Final = 32
@@ -120,14 +133,32 @@ def string_to_sign(
     query: str,
     content_type: str,
     body_digest: str,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The message; refuses a line break inside a line (it could forge the lines after it)."""
-    for part in (method, path, query, content_type):
+    """The message; refuses a line break inside a line (it could forge the lines after it).
+    ``headers``: the signed headers' (name, value), in the list's order (none: the eight lines)."""
+    lines = [algorithm, str(timestamp_ms), nonce, method.upper(), path, query, content_type, body_digest]
+    if headers:
+        lines.append(";".join(name for name, _ in headers))
+        lines.extend(f"{name}:{value.strip()}" for name, value in headers)
+    for part in (method, path, query, content_type, *(value for _, value in headers)):
         if "\n" in part or "\r" in part:
             raise SignatureError("malformed_request")
-    return "\n".join(
-        [algorithm, str(timestamp_ms), nonce, method.upper(), path, query, content_type, body_digest]
-    )
+    return "\n".join(lines)
+
+
+def signed_header_names(text: str) -> tuple[str, ...]:
+    """The names an ``X-Ks-Signed-Headers`` value lists: lower case, sorted, each once, at most
+    ``MAX_SIGNED_HEADERS``, none of the signature's own headers, the key or Content-Type; one
+    spelling only, so that no two lists sign alike."""
+    names = tuple(text.strip().split(";"))
+    if (
+        not 0 < len(names) <= MAX_SIGNED_HEADERS
+        or list(names) != sorted(set(names))
+        or not all(_HEADER_NAME_RE.match(n) and n not in UNLISTABLE for n in names)
+    ):
+        raise SignatureError("malformed_signed_headers")
+    return names
 
 
 def hmac_signature(secret: str, message: str) -> str:
@@ -246,7 +277,15 @@ class Verifier:
     def __repr__(self) -> str:
         return f"Verifier(mode={self.mode!r})"
 
-    def verify(self, signed: Signed, method: str, path: str, query: str, content_type: str) -> None:
+    def verify(
+        self,
+        signed: Signed,
+        method: str,
+        path: str,
+        query: str,
+        content_type: str,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         if signed.algorithm != self.algorithm:
             raise SignatureError("unknown_algorithm")
         message = string_to_sign(
@@ -258,6 +297,7 @@ class Verifier:
             query,
             content_type,
             signed.body_digest,
+            headers,
         ).encode()
         if self.mode == "hmac":
             assert self._secret is not None

@@ -35,23 +35,25 @@ NO_KEY_REASONS: Final = frozenset({"malformed_key", "unknown_key"})
 AUTHORIZER: Final = "authorizer"  # the keyless name those refusals count under
 
 # The access log format every protected API writes (API Gateway $context variables; a variable a
-# stage cannot fill is written as "-"). An owner adds the same format to their own APIs.
+# stage cannot fill is written as "-"). An owner adds the same format to their own APIs. The path,
+# the one field a caller writes, comes last: should it break the line, every field before it (the
+# key, its chain's meter, the source address, the status) is still read (Batch._unreadable).
 ACCESS_LOG_FIELDS: Final = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTimeEpoch",
     "apiId": "$context.apiId",
     "stage": "$context.stage",
     "keyId": "$context.authorizer.key_id",
+    # the first key of the key's rotation chain, when its plan has a quota (a chain counts as one)
+    "meter": "$context.authorizer.meter",
+    "sourceIp": "$context.identity.sourceIp",
+    "status": "$context.status",
     "httpMethod": "$context.httpMethod",
     "route": "$context.resourcePath",
-    "path": "$context.path",
-    "status": "$context.status",
-    "sourceIp": "$context.identity.sourceIp",
     "responseLength": "$context.responseLength",
     "latency": "$context.responseLatency",
     "authorizerError": "$context.authorizer.error",
-    # the first key of the key's rotation chain, when its plan has a quota (a chain counts as one)
-    "meter": "$context.authorizer.meter",
+    "path": "$context.path",
 }
 ACCESS_LOG_FORMAT: Final = json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":"))
 # HTTP APIs name the route by its route key ("GET /v1/prices/{symbol}"); the rest is the same.
@@ -174,10 +176,13 @@ _REASON: Final = re.compile(r"[a-z0-9_]{1,64}")
 _KID: Final = re.compile(r"[0-9A-Za-z]{12}")  # keyformat's key id
 _API_ID: Final = re.compile(r"[0-9A-Za-z]{1,32}")
 _METHOD: Final = re.compile(r"[A-Z]{3,7}")
-# The start of a line in ACCESS_LOG_FORMAT up to the key id: the gateway's fields, none a caller's.
+# The start of a line in ACCESS_LOG_FORMAT up to the key id, and on to the status: the gateway's
+# fields, none a caller's. A line in the format before the path came last has the key id only.
 _KEYED_PREFIX: Final = re.compile(
     r'\{"requestId":"[0-9A-Za-z=+/_-]{1,64}","requestTime":"[0-9]{1,16}","apiId":"[0-9A-Za-z]{1,32}",'
-    r'"stage":"[$0-9A-Za-z_-]{1,128}","keyId":"([0-9A-Za-z]{12})",'
+    r'"stage":"[$0-9A-Za-z_-]{1,128}","keyId":"(?P<keyId>[0-9A-Za-z]{12})",'
+    r'(?:"meter":"(?P<meter>[0-9A-Za-z]{0,12}|-)","sourceIp":"(?P<sourceIp>[0-9A-Fa-f.:]{1,45}|-)",'
+    r'"status":"(?P<status>[0-9]{1,3}|-)",)?'
 )
 
 
@@ -259,13 +264,19 @@ class Batch:
 
     def _unreadable(self, message: str, timestamp_ms: int) -> None:
         """A line that cannot be read whole is unreadable; one that starts as the format does still
-        counts as a request of its key (and nothing more), so that a caller who writes a quote into
-        the path cannot make their own requests go uncounted: the fields before the path are the
-        gateway's own, so the key id there is the authorizer's."""
+        counts as a request of its key, so that a caller who writes a quote into the path cannot
+        make their own requests go uncounted: the fields before the path are the gateway's own, so
+        the key id there is the authorizer's. In the format with the path last, so are the meter
+        (the request counts toward its chain's quota), the source address (its network is watched)
+        and the status."""
         self.unreadable += 1
         found = _KEYED_PREFIX.match(message)
-        if found is not None:
-            self._hour(self.keys, found.group(1), timestamp_ms).add_request({})
+        if found is None:
+            return
+        kid, fields = found.group("keyId"), found.groupdict()
+        self._hour(self.keys, kid, timestamp_ms).add_request(fields)
+        if fields["meter"] is not None:
+            self._meter(kid, _name(fields["meter"], _KID), timestamp_ms)
 
     def _access(self, line: dict[str, Any], message: str, timestamp_ms: int) -> None:
         if message.count('":') != len(line):  # a field named twice, or a value holding '":'

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Final
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, UnauthorizedError
@@ -17,6 +20,31 @@ from keysentry.errors import (
     ValidationError,
 )
 
+# Powertools' resolver logs every route's arguments at DEBUG, the parsed body among them: a key or
+# secret pasted into a body field would reach the log. Its record is dropped at the logger that makes
+# it, whatever any logger's level (a logger's filter runs before its record reaches any handler).
+RESOLVER_LOGGERS: Final = (
+    "aws_lambda_powertools.event_handler.api_gateway",
+    "aws_lambda_powertools.event_handler.middlewares.async_utils",
+)
+_ROUTE_ARGUMENTS: Final = "Calling API Route Handler"
+
+
+class WithoutRouteArguments(logging.Filter):
+    """Drops the resolver's record of a route's arguments (the request body among them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_ROUTE_ARGUMENTS)
+
+
+def keep_bodies_out_of_logs() -> None:
+    for name in RESOLVER_LOGGERS:
+        resolver_logger = logging.getLogger(name)
+        if not any(isinstance(f, WithoutRouteArguments) for f in resolver_logger.filters):
+            resolver_logger.addFilter(WithoutRouteArguments())
+
+
+keep_bodies_out_of_logs()
 logger = Logger(child=True)
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(keys.router)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from keysentry.authorizer.cache import NEGATIVE_TTL_S, Entry, RecordCache
 from keysentry.authorizer.decide import Authorizer, parse_test_stages
 from keysentry.authorizer.events import MAX_HEADER_VALUES, Request, read_request
+from keysentry.authorizer.management import ManagementApi
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import NONCANONICAL_GLOBS, path_is_canonical
 from keysentry.authorizer.respond import ROUTE_DENIALS, Unauthorized, policy, respond
@@ -33,6 +34,7 @@ __all__ = [
     "Authorizer",
     "Decision",
     "Entry",
+    "ManagementApi",
     "Outcome",
     "RecordCache",
     "Request",

@@ -18,6 +18,7 @@ from typing import Any
 from keysentry import keyformat
 from keysentry.authorizer.cache import DecisionKey, Entry, RecordCache
 from keysentry.authorizer.events import Request
+from keysentry.authorizer.management import ManagementApi
 from keysentry.authorizer.outcomes import Decision, Outcome, failure
 from keysentry.authorizer.paths import path_is_canonical
 from keysentry.authorizer.respond import HOLDER_ROUTES, Contexts, allowed
@@ -37,7 +38,8 @@ _ACTIVE, _ROTATING = Status.ACTIVE, Status.ROTATING  # module constants: read on
 
 
 def parse_test_stages(text: str) -> frozenset[str]:
-    """The ``TestStages`` parameter: stage names, comma-separated. Empty: no stage takes test keys."""
+    """The ``TestStages`` parameter: stage names (any API's stage of that name) and ``apiId/stage``
+    (that API's stage only), comma-separated. Empty: no stage takes test keys."""
     return TEST_STAGES.parse(TEST_STAGES.name, text)
 
 
@@ -119,6 +121,7 @@ class Authorizer:
         test_stages: frozenset[str] | None = None,
         default_plan: str = DEFAULT_PLAN,
         metered_plans: frozenset[str] | None = None,
+        management_api: ManagementApi | None = None,
     ) -> None:
         self.store = store
         self.peppers = peppers
@@ -137,6 +140,8 @@ class Authorizer:
         # The stages ks_test_ keys may call; None: not bound (an embedding that has no stages).
         # Live keys may call any stage, test stages included.
         self.test_stages = test_stages
+        # The API whose holder routes a quota-refused key may still call; by default none.
+        self.management_api = management_api if management_api is not None else ManagementApi()
         self.usage = UsageRecorder(store, peppers, self.cache.max_entries, self.cache.clear)
         # the plans with a quota (None: the default plans', parsed only then): their keys' context
         # names their chain
@@ -159,6 +164,7 @@ class Authorizer:
             usage_identifier=settings.usage_identifier,
             gateway_cache_ttl=settings.gateway_cache_ttl,
             test_stages=settings.test_stages,
+            management_api=ManagementApi(settings.management_api_parameter),
             default_plan=settings.default_plan,
             metered_plans=settings.plans().metered,
         )
@@ -186,6 +192,7 @@ class Authorizer:
             request.source_ip,
             request.shape,
             request.stage,
+            request.api,
         )
         cached = self.cache.decisions.get(key)
         if cached is not None:
@@ -217,7 +224,7 @@ class Authorizer:
             return decision
         now = request.decided_at if request.decided_at is not None else int(self.clock())
         if decision.outcome is Outcome.ALLOW:
-            decision = replace(decision, allowed=allowed(self, record, request.method_arn, now))
+            decision = replace(decision, allowed=allowed(self, record, request, now))
         self.cache.remember(key, entry.expires, _boundary(record, now), decision)
         return decision
 
@@ -287,13 +294,13 @@ class Authorizer:
         denial = _status_denial(record, now)
         if denial:
             return denial
-        if record.env == "test" and self.test_stages is not None and request.stage not in self.test_stages:
+        if record.env == "test" and self.test_stages is not None and not self._test_stage(request):
             return "test_key_on_non_test_stage"
         if entry.allow or entry.deny:
             denial = _ip_denial(entry, request.source_ip)
             if denial:
                 return denial
-        if record.quota_refused(now) and (request.method, request.path) not in HOLDER_ROUTES:
+        if record.quota_refused(now) and not self._holder_route(request):
             return "quota_exceeded"  # the usage pipeline's mark, read from the record held: no AWS call
         required = self.routes.required_scope(request.method, request.path)
         if required is None:
@@ -301,6 +308,18 @@ class Authorizer:
         if required and required not in record.scopes:
             return "scope_missing"
         return self._signing_denial(entry, request)
+
+    def _test_stage(self, request: Request) -> bool:
+        """Whether ``TestStages`` names the request's stage: by its name (on any API), or as
+        ``apiId/stage`` (on that API only)."""
+        stages = self.test_stages or frozenset()
+        return request.stage in stages or f"{request.api}/{request.stage}" in stages
+
+    def _holder_route(self, request: Request) -> bool:
+        """A key holder's own route on the management API (and on no other API that names it)."""
+        return (request.method, request.path) in HOLDER_ROUTES and self.management_api.serves(
+            request.method_arn
+        )
 
     def _signing_denial(self, entry: Entry, request: Request) -> str | None:
         if entry.record.signing.mode == "bearer":
@@ -321,7 +340,12 @@ class Authorizer:
             signed = read_signed(request.signature_headers())
             check_time(signed, int(self.clock() * 1000), self.max_age_ms, self.max_skew_ms)
             entry.verifier.verify(
-                signed, request.method, request.path, request.canonical_query(), request.content_type()
+                signed,
+                request.method,
+                request.path,
+                request.canonical_query(),
+                request.content_type(),
+                request.listed_headers(),
             )
         except SignatureError as error:
             return error.reason

@@ -37,6 +37,7 @@ class Request:
     event: dict[str, Any] | None = None  # read again only for a key that requires signed requests
     refusal: str | None = None  # the headers could not be read whole: refused before any lookup
     stage: str | None = None  # the API stage called: test keys are bound to test stages
+    api: str | None = None  # the API called (its id): test stages may name it too
     decided_at: int | None = None  # set by the decision: its response is as of the same second
 
     def signature_headers(self) -> dict[str, list[str]]:
@@ -44,6 +45,31 @@ class Request:
 
         event = self.event or {}
         return {name: header_values(event, name) for name in SIGNED_HEADERS}
+
+    def listed_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers ``X-Ks-Signed-Headers`` lists, each (name, its one value); () without the
+        list. A listed header sent more than once, or not at all, is refused (the backend could read
+        another value than the one signed)."""
+        from keysentry.signing import HEADER_SIGNED_HEADERS, SignatureError, signed_header_names
+
+        event = self.event or {}
+        lists = set(header_values(event, HEADER_SIGNED_HEADERS))
+        if not lists:
+            return ()
+        if len(lists) > 1:
+            raise SignatureError("repeated_signature_header")
+        listed = []
+        for name in signed_header_names(lists.pop()):
+            # REST: every value in the multi-value map, the last again in the other; HTTP APIs join
+            # a repeated header's values with commas, so a comma is refused on both shapes alike
+            values = header_values(event, name)
+            if not values:
+                raise SignatureError("missing_signed_header")
+            most = 2 if isinstance(event.get("multiValueHeaders"), dict) and self.shape != "http" else 1
+            if len(set(values)) > 1 or len(values) > most or "," in values[0]:
+                raise SignatureError("repeated_signed_header")
+            listed.append((name, values[0]))
+        return tuple(listed)
 
     def canonical_query(self) -> str:
         from keysentry.signing import SignatureError, canonical_query
@@ -217,7 +243,8 @@ def read_rest_request(event: dict[str, Any]) -> Request:
     tokens, refusal = tokens_from_headers(event)
     stage = arn.stage if arn else None
     ip = ip if isinstance(ip, str) else None
-    return Request("request", tokens, ip, method.upper(), path, arn, event, refusal, stage)
+    api = arn.api_id if arn else None
+    return Request("request", tokens, ip, method.upper(), path, arn, event, refusal, stage, api)
 
 
 def read_rest_token(event: dict[str, Any]) -> Request:
@@ -230,7 +257,7 @@ def read_rest_token(event: dict[str, Any]) -> Request:
         tokens = (credential.strip(),) if scheme.lower() == "bearer" else (raw.strip(),)
     if arn is None:
         return Request("token", tokens, None, "", "/", None, stage=None)
-    return Request("token", tokens, None, arn.method, arn.path, arn, stage=arn.stage)
+    return Request("token", tokens, None, arn.method, arn.path, arn, stage=arn.stage, api=arn.api_id)
 
 
 def read_http_request(event: dict[str, Any]) -> Request:
@@ -240,11 +267,29 @@ def read_http_request(event: dict[str, Any]) -> Request:
     arn = MethodArn.parse(str(event.get("routeArn", "")))
     method = str(http.get("method") or (arn.method if arn else "")).upper()
     stage = arn.stage if arn else (ctx.get("stage") if isinstance(ctx, dict) else None)
-    path = _without_stage(str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/")), stage)
+    path = str(event.get("rawPath") or http.get("path") or (arn.path if arn else "/"))
+    if _through_execute_api(ctx):  # behind a custom domain the stage is not in the path
+        path = _without_stage(path, stage)
     tokens, refusal = tokens_from_headers(event)
+    api = arn.api_id if arn else (_text(ctx.get("apiId")) if isinstance(ctx, dict) else None)
     return Request(
-        "http", tokens, _text(http.get("sourceIp")), method, path, arn, event, refusal, _text(stage)
+        "http", tokens, _text(http.get("sourceIp")), method, path, arn, event, refusal, _text(stage), api
     )
+
+
+def _through_execute_api(ctx: Any) -> bool:
+    """Whether the request came in through the API's own execute-api host
+    (``<apiId>.execute-api.<region>.amazonaws.com``, ``.amazonaws.com.cn`` or any other partition's
+    suffix), where a named stage leads the path. Through a custom domain the stage is not in the
+    path (the API mapping names it), so a first segment that spells the stage is the caller's own."""
+    if not isinstance(ctx, dict):
+        return False
+    api_id, domain = ctx.get("apiId"), ctx.get("domainName")
+    if not (isinstance(api_id, str) and api_id):
+        return False
+    if isinstance(domain, str) and domain:
+        return domain.startswith(api_id + ".execute-api.")
+    return ctx.get("domainPrefix") == api_id  # no domain name: its first label alone
 
 
 def _without_stage(path: str, stage: Any) -> str:

@@ -12,9 +12,12 @@ from keysentry.routes import UNRESERVED
 # back slashes, encodings of characters that never need one, control characters, IAM wildcards,
 # Unicode that normalizes to a separator, a double quote (never legal in a URI, and the one character
 # that could break out of its field in a JSON access log line). Plain paths have none of them and
-# cost one scan.
+# cost one scan. Never encoded either: what could break the access log line if API Gateway wrote
+# ``$context.path`` decoded and unescaped, a quote (%22), a backslash (%5C) and the control
+# characters (%00-%1F, %7F), so that the line's fields, and the meter and source network in them,
+# are read whole.
 _SUSPECT_CHARS: Final = frozenset('%.\\;*?"')
-_NEVER_ENCODED: Final = frozenset((UNRESERVED + "/\\%*?;").encode()) | frozenset(range(0x20)) | {0x7F}
+_NEVER_ENCODED: Final = frozenset((UNRESERVED + '/\\%*?;"').encode()) | frozenset(range(0x20)) | {0x7F}
 _SEPARATORS: Final = "./\\%;*?"
 # A "%" that is not an escape of its own but that a decoder still gives meaning to: "%0"/"%1" (a
 # control character, also to a lenient one-digit decoder), "%+" (Java parses "%+0" as NUL), "%u"/"%U" (IIS and .NET read "%u002e" as

@@ -100,22 +100,25 @@ def _owner_context(record: KeyRecord, default_plan: str, metered: frozenset[str]
     return {**context_metadata(record.metadata), "plan": plan, "meter": meter}
 
 
-def allowed(authorizer: Authorizer, record: KeyRecord, arn: MethodArn | None, now: int) -> Allowed:
-    """An Allow's response parts for ``record`` on ``arn``'s stage, to remember with the decision."""
+def allowed(authorizer: Authorizer, record: KeyRecord, request: Request, now: int) -> Allowed:
+    """An Allow's response parts for ``record`` on the request's stage, to remember with the decision."""
     base, due = authorizer.contexts.base(record)
+    arn = request.method_arn
     prefix = arn.prefix if arn is not None else None
-    return Allowed(prefix, authorizer.routes, _document(authorizer, record, prefix, now), base, due)
+    return Allowed(prefix, authorizer.routes, _document(authorizer, record, request, now), base, due)
 
 
-def _document(
-    authorizer: Authorizer, record: KeyRecord, prefix: str | None, now: int
-) -> dict[str, Any] | None:
+def _document(authorizer: Authorizer, record: KeyRecord, request: Request, now: int) -> dict[str, Any] | None:
     """The Allow's policy for every route of the stage; None where it must name only the route asked
-    about: no stage, or a key refused for its quota, allowed only its own routes (HOLDER_ROUTES), so
-    that a cached copy allows no other."""
-    if prefix is None or record.quota_refused(now):
+    about: no stage; a key refused for its quota, allowed only its own routes (HOLDER_ROUTES), so
+    that a cached copy allows no other; or a request whose path is not its ARN's. API Gateway
+    matches the policy against the ARN, which names the API's own resource path; behind a custom
+    domain's base path mapping the request path keeps the base path, which the rules then name
+    (``/orders/v1/...`` against ``GET/v1/...``): no rule's glob would say the same of the ARN."""
+    arn = request.method_arn
+    if arn is None or arn.path != request.path or record.quota_refused(now):
         return None
-    return _allow_document(authorizer.routes, prefix, record.scopes)
+    return _allow_document(authorizer.routes, arn.prefix, record.scopes)
 
 
 @lru_cache(maxsize=4096)
@@ -165,7 +168,7 @@ def _allow_response(
         base, due, document = parts.base, parts.due, parts.document
     else:
         base, due = authorizer.contexts.base(record)
-        document = _document(authorizer, record, prefix, now)
+        document = _document(authorizer, record, request, now)
     context = _with_countdown(base, due, now)
     if simple:
         return {"isAuthorized": True, "context": context}

@@ -34,7 +34,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ from keysentry.client.notice import Notice, parse_notice
 from keysentry.client.prepare import Signer, UnsignableRequestError, canonical_url
 from keysentry.client.signer import load_signing, open_successor
 from keysentry.keyformat import parse
+from keysentry.signing import MAX_SIGNED_HEADERS, SignatureError, signed_header_names
 
 logger = logging.getLogger("keysentry.client")
 SUCCESSOR_PATH: Final = "/self/successor"
@@ -115,6 +116,7 @@ class KeyHolder:
         base_path: str = "",
         retry_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
+        signed_headers: Iterable[str] = (),
     ) -> None:
         parse(key)  # MalformedKeyError, which never echoes the key
         if (on_successor is None) != (self_service is None):
@@ -122,7 +124,18 @@ class KeyHolder:
         if base_path and (not base_path.startswith("/") or base_path.endswith("/")):
             raise ValueError("base_path starts with '/' and does not end with one, e.g. '/prod'")
         secret, private_key = load_signing(signing)
-        self.signer = Signer(key, secret, private_key)
+        listed = tuple(sorted({name.strip().lower() for name in signed_headers}))
+        if listed:
+            try:
+                signed_header_names(";".join(listed))
+            except SignatureError:
+                raise ValueError(
+                    f"signed_headers: at most {MAX_SIGNED_HEADERS} header names, none of X-Api-Key, "
+                    "Content-Type (signed already) or X-Ks-*"
+                ) from None
+            if secret is None and private_key is None:
+                raise ValueError("signed_headers needs a key that signs (signing=...)")
+        self.signer = Signer(key, secret, private_key, listed)
         self.on_successor = on_successor
         self.self_service = _management_url(self_service) if self_service else None
         self.delivery_key = delivery_key
@@ -308,7 +321,7 @@ class KeyHolder:
                 )
                 return False
             hmac_secret = secret if self.signer.secret is not None and isinstance(secret, str) else None
-            self.signer = Signer(key, hmac_secret, self.signer.private_key)
+            self.signer = Signer(key, hmac_secret, self.signer.private_key, self.signer.signed_headers)
             self._pending = self._notice = None
             self._misses = 0
         return True

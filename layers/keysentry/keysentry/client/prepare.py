@@ -31,7 +31,15 @@ _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 OWN_HEADERS: Final = frozenset(
-    {"x-api-key", "x-ks-algorithm", "x-ks-timestamp", "x-ks-nonce", "x-ks-content-sha256", "x-ks-signature"}
+    {
+        "x-api-key",
+        "x-ks-algorithm",
+        "x-ks-timestamp",
+        "x-ks-nonce",
+        "x-ks-content-sha256",
+        "x-ks-signature",
+        "x-ks-signed-headers",
+    }
 )
 
 
@@ -47,6 +55,7 @@ class Signer:
     key: str
     secret: str | None = None
     private_key: Any = None
+    signed_headers: tuple[str, ...] = ()  # more headers each signed request's signature covers
 
     def __repr__(self) -> str:
         return "Signer(<key withheld>)"
@@ -120,12 +129,20 @@ def prepare(
 ) -> Outgoing:
     """The URL to send and the headers to add for one request, signed when the key signs."""
     content_types: list[str] = []
+    listed: dict[str, list[str]] = {name: [] for name in signer.signed_headers}
     for name, value in headers:
         lowered = name.lower()
         if lowered in OWN_HEADERS:
             raise UnsignableRequestError(f"the request already has {name}: KeysentryAuth sets it")
         if lowered == "content-type":
             content_types.append(value)
+        if lowered in listed:
+            listed[lowered].append(value)
+    for name, values in listed.items():
+        if len(values) != 1 or "," in values[0]:
+            raise UnsignableRequestError(
+                f"the request must send {name} once, without a comma, to sign it (signed_headers)"
+            )
     if len(content_types) > 1:
         raise UnsignableRequestError("the request has Content-Type twice: only one can be signed")
     if content_types and not content_types[0]:
@@ -144,6 +161,7 @@ def prepare(
         private_key=signer.private_key,
         content_type=content_types[0] if content_types else None,
         timestamp_ms=timestamp_ms,
+        headers={name: values[0] for name, values in listed.items()},
     )
     signed.pop("Content-Type", None)  # already on the request, exactly as signed
     return Outgoing(send_url, signed)

@@ -21,6 +21,7 @@ from keysentry.signing import (
     body_sha256,
     canonical_query,
     hmac_signature,
+    signed_header_names,
     string_to_sign,
 )
 
@@ -86,12 +87,15 @@ def sign(
     content_type: str | None = None,
     timestamp_ms: int | None = None,
     nonce: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Headers for one signed request: the key, algorithm, timestamp, nonce, body digest, signature,
     and the Content-Type when there is one (sent exactly as signed; none is signed as empty).
 
     ``query`` is the parameters in the order they are sent: a raw query string, a mapping (a list
-    value is a name's repeated values, in order) or (name, value) pairs."""
+    value is a name's repeated values, in order) or (name, value) pairs. ``headers``: other headers
+    the request sends that the signature is to cover (name: value); ``X-Ks-Signed-Headers`` lists
+    them (the request must send them exactly as given, each once)."""
     if content_type == "":
         raise ValueError("send no Content-Type rather than an empty one")
     timestamp_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
@@ -99,11 +103,24 @@ def sign(
     digest = body_sha256(body)
     mode, private_key = _mode(secret, private_key)
     algorithm = ALGORITHMS[mode]
+    listed = sorted((name.lower(), value) for name, value in (headers or {}).items())
+    if listed:
+        signed_header_names(";".join(name for name, _ in listed))  # SignatureError: not a list to sign
+        if any("," in value for _, value in listed):
+            raise ValueError("a signed header's value has a comma: HTTP APIs would read it as two")
     message = string_to_sign(
-        algorithm, timestamp_ms, nonce, method, path, canonical_query(query), content_type or "", digest
+        algorithm,
+        timestamp_ms,
+        nonce,
+        method,
+        path,
+        canonical_query(query),
+        content_type or "",
+        digest,
+        listed,
     )
     signature = _signature(mode, message, secret, private_key)
-    headers = {
+    signature_headers = {
         "X-Api-Key": key,
         "X-Ks-Algorithm": algorithm,
         "X-Ks-Timestamp": str(timestamp_ms),
@@ -111,9 +128,11 @@ def sign(
         "X-Ks-Content-Sha256": digest,
         "X-Ks-Signature": signature,
     }
+    if listed:
+        signature_headers["X-Ks-Signed-Headers"] = ";".join(name for name, _ in listed)
     if content_type is not None:
-        headers["Content-Type"] = content_type
-    return headers
+        signature_headers["Content-Type"] = content_type
+    return signature_headers
 
 
 def _mode(secret: str | None, private_key: Any) -> tuple[str, Any]:
