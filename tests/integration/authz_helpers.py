@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
-from functools import lru_cache
 from typing import Any
+
+from keysentry_dev.gateway_events import iam_effect
 
 from tests.conftest import EVENTS
 
@@ -44,22 +44,6 @@ def effect(response: dict[str, Any], arn: str | None = None) -> str:
     statement, *exclusions = statements
     assert all(s["Effect"] == "Deny" for s in exclusions), statements
     return str(statement["Effect"])
-
-
-@lru_cache(maxsize=4096)
-def _arn_pattern(resource: str) -> re.Pattern[str]:
-    # execute-api ARN matching: "*" matches any run of characters, "/" included; "?" one character
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource))
-
-
-def iam_effect(document: dict[str, Any], arn: str) -> str:
-    """Evaluate a policy document as IAM does: an explicit Deny wins, then an Allow, else Deny."""
-    effects = {
-        s["Effect"]
-        for s in document["Statement"]
-        if s["Action"] == "execute-api:Invoke" and any(_arn_pattern(r).fullmatch(arn) for r in s["Resource"])
-    }
-    return "Allow" if effects == {"Allow"} else "Deny"
 
 
 def emitted_metrics(output: str) -> list[dict[str, Any]]:

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import base64
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import requests
 from keysentry import keyformat
 from keysentry.authorizer import Unauthorized
+from keysentry_dev import gateway_events
+from keysentry_dev.gateway_events import Incoming
 from requests.structures import CaseInsensitiveDict
 
 from functions.api import handler as api_handler
@@ -64,71 +65,16 @@ def _kid(headers: Headers) -> str | None:
     return None
 
 
-def _body(body: bytes) -> tuple[str | None, bool]:
-    if not body:
-        return None, False
-    try:
-        return body.decode(), False
-    except UnicodeDecodeError:
-        return base64.b64encode(body).decode(), True
-
-
-def _grouped(pairs: Headers) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for name, value in pairs:
-        grouped.setdefault(name, []).append(value)
-    return grouped
+def _incoming(api: str, method: str, path: str, query: str, headers: Headers, body: bytes) -> Incoming:
+    return Incoming(api, STAGE[1:], method, path, query, headers, body, "203.0.113.10")
 
 
 def rest_event(api: str, method: str, path: str, query: str, headers: Headers, body: bytes) -> dict[str, Any]:
-    multi_headers, multi_query = _grouped(headers), _grouped(parse_qsl(query, keep_blank_values=True))
-    text, is_base64 = _body(body)
-    return {
-        "type": "REQUEST",
-        "methodArn": ARN.format(api=api, method=method, path=path),
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {name: values[-1] for name, values in multi_headers.items()},
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()},
-        "multiValueQueryStringParameters": multi_query,
-        "requestContext": {
-            "path": STAGE + path,
-            "accountId": "123456789012",
-            "stage": STAGE[1:],
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "203.0.113.10", "userAgent": "client-test"},
-            "resourcePath": path,
-            "httpMethod": method,
-            "apiId": api,
-        },
-        "body": text,
-        "isBase64Encoded": is_base64,
-    }
+    return gateway_events.rest_event(_incoming(api, method, path, query, headers, body))
 
 
 def http_event(api: str, method: str, path: str, query: str, headers: Headers, body: bytes) -> dict[str, Any]:
-    joined = {name.lower(): ",".join(values) for name, values in _grouped(headers).items()}
-    text, is_base64 = _body(body)
-    return {
-        "version": "2.0",
-        "type": "REQUEST",
-        "routeArn": ARN.format(api=api, method=method, path=path),
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": joined,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": api,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10"},
-            "requestId": str(uuid.uuid4()),
-            "stage": STAGE[1:],
-        },
-        "body": text,
-        "isBase64Encoded": is_base64,
-    }
+    return gateway_events.http_event(_incoming(api, method, path, query, headers, body))
 
 
 def _as_rest_context(context: dict[str, Any], principal: str) -> dict[str, Any]:
