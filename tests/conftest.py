@@ -36,6 +36,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     _dummy_credentials(monkeypatch)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    for name in ("KEYSENTRY_STACK", "KEYSENTRY_CONFIG_ENV"):  # the CLI reads no stack a shell names
+        monkeypatch.delenv(name, raising=False)
 
 
 @dataclass

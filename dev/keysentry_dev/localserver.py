@@ -83,7 +83,7 @@ def _announce(
         print(json.dumps({"endpoint": endpoint, "env": env, "env_file": str(env_file)}, indent=2), flush=True)
     else:
         for name, value in sorted(env.items()):
-            print(f"export {name}={value}", flush=True)
+            print(f"export {name}={shlex.quote(value)}", flush=True)  # pasted into a shell as it is
         print(
             f"# moto server on {endpoint}; sam local env vars in {env_file}; "
             f"for another shell: source {env_file.with_suffix('.env')}. Ctrl-C to stop.",

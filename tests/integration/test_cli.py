@@ -39,7 +39,7 @@ def test_create_prints_the_key_once_and_it_parses(stack: Any, capfd: pytest.Capt
 
 
 def test_the_whole_lifecycle_from_the_command_line(stack: Any, capfd: pytest.CaptureFixture[str]) -> None:
-    _, created, _ = run(capfd, "keys", "create", "--owner", "acme", "--json")
+    _, created, _ = run(capfd, "keys", "create", "--owner", "acme", "--no-scopes", "--json")
     kid = created["kid"]
     assert run(capfd, "keys", "suspend", kid, "--reason", "leak?", "--json")[1]["status"] == "suspended"
     assert run(capfd, "keys", "resume", kid, "--json")[1]["status"] == "active"
@@ -68,10 +68,18 @@ def test_rotate_from_the_command_line_shows_the_successor_once(
     [
         (["keys", "show", "AAAAAAAAAAAA"], 3, "no key with id AAAAAAAAAAAA"),
         (["keys", "show", "nope"], 2, "key id"),
-        (["keys", "create", "--owner", "acme", "--allow-cidr", "10.0.0.0/33"], 2, "invalid allow CIDR"),
-        (["keys", "create", "--owner", "acme", "--rotation-days", "120"], 2, "between 30 and 90"),
-        (["keys", "create", "--owner", "acme", "--expires-in-days", "9999"], 2, "expiry"),
-        (["keys", "create", "--owner", "bad owner"], 2, "owner"),
+        (
+            ["keys", "create", "--owner", "acme", "--no-scopes", "--allow-cidr", "10.0.0.0/33"],
+            2,
+            "invalid allow CIDR",
+        ),
+        (
+            ["keys", "create", "--owner", "acme", "--no-scopes", "--rotation-days", "120"],
+            2,
+            "between 30 and 90",
+        ),
+        (["keys", "create", "--owner", "acme", "--no-scopes", "--expires-in-days", "9999"], 2, "expiry"),
+        (["keys", "create", "--owner", "bad owner", "--no-scopes"], 2, "owner"),
         (["keys", "revoke", "AAAAAAAAAAAA", "--reason", "x"], 3, "no key"),
     ],
 )
@@ -85,7 +93,7 @@ def test_user_mistakes_get_a_clear_error_and_no_traceback(
 
 
 def test_resuming_a_revoked_key_is_refused(stack: Any, capfd: pytest.CaptureFixture[str]) -> None:
-    _, created, _ = run(capfd, "keys", "create", "--owner", "acme", "--json")
+    _, created, _ = run(capfd, "keys", "create", "--owner", "acme", "--no-scopes", "--json")
     run(capfd, "keys", "revoke", created["kid"], "--reason", "gone")
     code, _, err = run(capfd, "keys", "resume", created["kid"])
     assert code == 4 and "it is revoked" in err

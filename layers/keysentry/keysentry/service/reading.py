@@ -28,15 +28,12 @@ class Reading(ServiceBase):
         if status is not None and status not in set(Status):
             raise ValidationError(f"status must be one of {', '.join(Status)}")
         _check_limit(limit)
+        keep = None if status is None else (lambda r: r.status == status)  # a full page of them
         if owner_id is not None:
-            records, cursor = self.store.list_by_owner(
-                model.validate_owner(owner_id), limit=limit, start=cursor
+            return self.store.list_by_owner(
+                model.validate_owner(owner_id), limit=limit, start=cursor, keep=keep
             )
-        else:
-            records, cursor = self.store.list_all(limit=limit, start=cursor)
-        if status is not None:
-            records = [r for r in records if r.status == status]
-        return records, cursor
+        return self.store.list_all(limit=limit, start=cursor, keep=keep)
 
     def audit(self, kid: str) -> list[AuditEntry]:
         self.get(kid)  # 404 for an unknown kid rather than an empty trail

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 from keysentry.errors import ConflictError, KeyNotFoundError
 from keysentry.model import KeyRecord
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 OWNER_INDEX: Final = "owner-index"
 REHASH_ACTOR: Final = "keysentry:authorizer"
+LIST_READ_AT_LEAST: Final = 100  # items a listing's request reads, however small its page
 
 
 class KeyStore(Chains, DueIndex):
@@ -30,34 +32,62 @@ class KeyStore(Chains, DueIndex):
         return from_item(item)
 
     def list_by_owner(
-        self, owner_id: str, *, limit: int = 100, start: str | None = None
+        self,
+        owner_id: str,
+        *,
+        limit: int = 100,
+        start: str | None = None,
+        keep: Callable[[KeyRecord], bool] | None = None,
     ) -> tuple[list[KeyRecord], str | None]:
         kwargs: Item = {
             "TableName": self.table,
             "IndexName": OWNER_INDEX,
             "KeyConditionExpression": "owner_id = :o",
             "ExpressionAttributeValues": {":o": s_attr(owner_id)},
-            "Limit": limit,
         }
         if start:
             kwargs["ExclusiveStartKey"] = decode_cursor(start, OWNER_CURSOR, owner_id=owner_id)
-        response = paged(self.client.query, kwargs)
-        records = [from_item(i) for i in response.get("Items", []) if is_key_item(i)]
-        return records, encode_cursor(response.get("LastEvaluatedKey"))
+        return self._page(self.client.query, kwargs, limit, keep, OWNER_CURSOR)
 
-    def list_all(self, *, limit: int = 100, start: str | None = None) -> tuple[list[KeyRecord], str | None]:
+    def list_all(
+        self, *, limit: int = 100, start: str | None = None, keep: Callable[[KeyRecord], bool] | None = None
+    ) -> tuple[list[KeyRecord], str | None]:
         """Every key, for an operator's listing. A Scan: never on a request path."""
         kwargs: Item = {
             "TableName": self.table,
             "FilterExpression": "sk = :k",
             "ExpressionAttributeValues": {":k": s_attr(KEY_SK)},
-            "Limit": limit,
         }
         if start:
             kwargs["ExclusiveStartKey"] = decode_cursor(start, TABLE_CURSOR)
-        response = paged(self.client.scan, kwargs)
-        records = [from_item(i) for i in response.get("Items", [])]
-        return records, encode_cursor(response.get("LastEvaluatedKey"))
+        return self._page(self.client.scan, kwargs, limit, keep, TABLE_CURSOR)
+
+    def _page(
+        self,
+        operation: Any,
+        kwargs: Item,
+        limit: int,
+        keep: Callable[[KeyRecord], bool] | None,
+        shape: dict[str, str],
+    ) -> tuple[list[KeyRecord], str | None]:
+        """Up to ``limit`` key records that ``keep`` takes, read on while the page is short and the
+        listing has more: DynamoDB's ``Limit`` counts the items it reads (audit entries, keys a filter
+        drops), not the ones kept. A full page's cursor is its last record's key, so the next page
+        starts right after it; none when nothing after it would be kept."""
+        kept: list[tuple[KeyRecord, Item]] = []
+        request: Item = {**kwargs, "Limit": max(limit, LIST_READ_AT_LEAST)}
+        while True:
+            response = paged(operation, request)
+            found = [(r, i) for i in response.get("Items", []) if is_key_item(i) for r in [from_item(i)]]
+            found = [(r, i) for r, i in found if keep is None or keep(r)]
+            last = response.get("LastEvaluatedKey")
+            if len(kept) + len(found) > limit or (len(kept) + len(found) == limit and last):
+                kept += found[: limit - len(kept)]
+                return [r for r, _ in kept], encode_cursor({name: kept[-1][1][name] for name in shape})
+            kept += found
+            if not last:
+                return [r for r, _ in kept], None
+            request["ExclusiveStartKey"] = last
 
     # -- writes
 
