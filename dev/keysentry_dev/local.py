@@ -8,8 +8,10 @@ tests use :func:`provision` under ``mock_aws``; ``keysentry local up`` uses it a
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,13 +67,34 @@ def load_template(path: Path | None = None) -> dict[str, Any]:
     return _CfnLoader.load((path or default_template_path()).read_text())
 
 
+def local_name(logical: str, kind: str) -> str:
+    """A resource's name in the local stack: ``keysentry-<LogicalId>``."""
+    return f"{STACK}-{logical}"
+
+
+def cloudformation_names(stack_name: str, seed: int = 0) -> Callable[[str, str], str]:
+    """Names as CloudFormation generates them for resources the template leaves unnamed
+    (``my-api-KeysTable-1A2B3C4D5E6F``; a secret ``PepperSecret-AbCdEf123456``): no default of
+    keysentry's matches one, so whatever finds them must be told them."""
+    rng = random.Random(seed)  # noqa: S311 - names, not secrets
+
+    def name(logical: str, kind: str) -> str:
+        if kind == "AWS::SecretsManager::Secret":
+            return f"{logical}-{''.join(rng.choices(string.ascii_letters + string.digits, k=12))}"
+        return f"{stack_name}-{logical}-{''.join(rng.choices(string.ascii_uppercase + string.digits, k=12))}"
+
+    return name
+
+
 @dataclass
 class Stack:
-    """What was created: per logical id, what ``Ref`` and ``GetAtt`` give."""
+    """What was created: per logical id, what ``Ref`` and ``GetAtt`` give; ``name`` gives the name
+    of a resource the template leaves unnamed (logical id, type)."""
 
     template: dict[str, Any]
     refs: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+    name: Callable[[str, str], str] = local_name
 
     def parameters(self) -> dict[str, str]:
         params = {
@@ -135,6 +158,19 @@ class Stack:
         resolved = {name: self.resolve(value) for name, value in variables.items()}
         return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
 
+    def outputs(self) -> dict[str, str]:
+        """The template's outputs that name what was made here (not the functions and APIs, which
+        moto does not run): what DescribeStacks would give for them."""
+        found = {}
+        for name, spec in self.template.get("Outputs", {}).items():
+            try:
+                value = self.resolve(spec["Value"])
+            except KeyError:  # a Ref or GetAtt of a resource that was not made
+                continue
+            if isinstance(value, str) and "${" not in value:
+                found[name] = value
+        return found
+
     def function_environment(self) -> dict[str, str]:
         """The environment every function gets (Globals), resolved to the local resources."""
         globals_ = self.template.get("Globals", {}).get("Function", {})
@@ -142,10 +178,6 @@ class Stack:
 
 
 # ---------------------------------------------------------------- provisioning
-
-
-def _name(logical: str) -> str:
-    return f"{STACK}-{logical}"
 
 
 def _generate_secret(spec: dict[str, Any]) -> str:
@@ -162,7 +194,7 @@ def _generate_secret(spec: dict[str, Any]) -> str:
 
 def _create_table(stack: Stack, logical: str, props: dict[str, Any]) -> None:
     ddb = aws.client("dynamodb")
-    name = stack.resolve(props.get("TableName")) or _name(logical)
+    name = stack.resolve(props.get("TableName")) or stack.name(logical, "AWS::DynamoDB::Table")
     kwargs: dict[str, Any] = {
         "TableName": name,
         "AttributeDefinitions": props["AttributeDefinitions"],
@@ -198,7 +230,9 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         _create_table(stack, logical, props)
     elif kind == "AWS::SecretsManager::Secret":
         value = props.get("SecretString") or _generate_secret(props.get("GenerateSecretString", {}))
-        arn = aws.client("secretsmanager").create_secret(Name=_name(logical), SecretString=value)["ARN"]
+        arn = aws.client("secretsmanager").create_secret(Name=stack.name(logical, kind), SecretString=value)[
+            "ARN"
+        ]
         stack.refs[logical] = arn
         stack.attrs[logical] = {"Id": arn}
     elif kind == "AWS::KMS::Key":
@@ -208,18 +242,18 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         stack.refs[logical] = meta["KeyId"]
         stack.attrs[logical] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
     elif kind == "AWS::SNS::Topic":
-        arn = aws.client("sns").create_topic(Name=stack.resolve(props.get("TopicName")) or _name(logical))[
-            "TopicArn"
-        ]
+        arn = aws.client("sns").create_topic(
+            Name=stack.resolve(props.get("TopicName")) or stack.name(logical, kind)
+        )["TopicArn"]
         stack.refs[logical] = arn
         stack.attrs[logical] = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]}
     elif kind == "AWS::Events::EventBus":
-        name = stack.resolve(props.get("Name")) or _name(logical)
+        name = stack.resolve(props.get("Name")) or stack.name(logical, kind)
         arn = aws.client("events").create_event_bus(Name=name)["EventBusArn"]
         stack.refs[logical] = name
         stack.attrs[logical] = {"Arn": arn, "Name": name}
     elif kind == "AWS::SSM::Parameter":
-        name = stack.resolve(props.get("Name")) or _name(logical)
+        name = stack.resolve(props.get("Name")) or stack.name(logical, kind)
         aws.client("ssm").put_parameter(
             Name=name,
             Value=str(stack.resolve(props["Value"])),
@@ -232,7 +266,7 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
             "Value": str(stack.resolve(props["Value"])),
         }
     elif kind == "AWS::Logs::LogGroup":
-        name = stack.resolve(props.get("LogGroupName")) or _name(logical)
+        name = stack.resolve(props.get("LogGroupName")) or stack.name(logical, kind)
         logs = aws.client("logs")
         logs.create_log_group(logGroupName=name)
         arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"]
@@ -240,7 +274,9 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         stack.attrs[logical] = {"Arn": arn}
     elif kind == "AWS::SQS::Queue":
         sqs = aws.client("sqs")
-        url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or _name(logical))["QueueUrl"]
+        url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or stack.name(logical, kind))[
+            "QueueUrl"
+        ]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         stack.refs[logical] = url
         stack.attrs[logical] = {"Arn": arn, "QueueName": url.rsplit("/", 1)[1], "QueueUrl": url}
@@ -250,7 +286,9 @@ def _create_rest_api(stack: Stack, logical: str, props: dict[str, Any]) -> None:
     """A REST API standing in for an ``AWS::Serverless::Api`` (one mock method, its stage), so
     that usage plans can be bound to its stage as they are when deployed."""
     apigateway = aws.client("apigateway")
-    api = apigateway.create_rest_api(name=str(stack.resolve(props.get("Name")) or _name(logical)))["id"]
+    api = apigateway.create_rest_api(
+        name=str(stack.resolve(props.get("Name")) or stack.name(logical, "AWS::Serverless::Api"))
+    )["id"]
     root = apigateway.get_resources(restApiId=api)["items"][0]["id"]
     apigateway.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
     apigateway.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
@@ -287,10 +325,11 @@ def create_usage_plans(stack: Stack) -> Any:
     return sync_usage_plans(plans, params["Stage"], stages, Gateway())
 
 
-def provision(template: dict[str, Any] | None = None) -> Stack:
+def provision(template: dict[str, Any] | None = None, name: Callable[[str, str], str] = local_name) -> Stack:
     """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
-    API for each serverless API, and the usage plans."""
-    stack = Stack(template or load_template())
+    API for each serverless API, and the usage plans; ``name`` names those the template leaves
+    unnamed (:func:`local_name`, or :func:`cloudformation_names`)."""
+    stack = Stack(template or load_template(), name=name)
     resources = stack.template.get("Resources", {})
     for kind in STATEFUL:  # in dependency order: nothing stateful refers to a later kind
         for logical, resource in resources.items():
