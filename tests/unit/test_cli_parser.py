@@ -76,6 +76,19 @@ def test_a_malformed_key_pasted_for_an_id_is_refused_without_being_echoed(
     assert "checksum" in err and broken not in err and token[:20] not in err
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_key_pasted_where_none_belongs_is_not_quoted_back(
+    capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    token = keyformat.generate("live").token
+    for argv in (["keys", "list", token], [token], ["keys", token]):
+        with pytest.raises(SystemExit) as raised:
+            main([*argv, *(["--json"] if as_json else [])])
+        assert raised.value.code == 2
+        err = capsys.readouterr().err
+        assert "not shown" in err and token[8:] not in err
+
+
 def test_a_pasted_key_is_read_for_its_id() -> None:
     parsed = keyformat.generate("test")
     args = build_parser().parse_args(["keys", "revoke", parsed.token + "\n", "--reason", "leaked"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -35,6 +36,8 @@ DESCRIPTION = (
 EPILOG = "exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
 
 Group = Any  # argparse's _SubParsersAction, which it does not export
+# anything shaped like a key, well formed or not, in what argparse would quote back
+_KEYLIKE = re.compile(rf"{keyformat.PREFIX}_[A-Za-z]+_[0-9A-Za-z]{{{keyformat.KID_LEN + 1},}}")
 
 
 class Parser(argparse.ArgumentParser):
@@ -44,6 +47,7 @@ class Parser(argparse.ArgumentParser):
     json_errors = False
 
     def error(self, message: str) -> NoReturn:
+        message = _KEYLIKE.sub("<a key, not shown>", message)  # a key pasted where none belongs
         if self.json_errors:
             print(json.dumps({"error": f"{self.prog}: {message}", "code": EXIT_USAGE}), file=sys.stderr)
             sys.exit(EXIT_USAGE)
