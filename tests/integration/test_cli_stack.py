@@ -205,3 +205,36 @@ def test_plans_sync_reads_the_stack_too(stack: Any, capfd: pytest.CaptureFixture
     code, doc, err = run(capfd, "--stack", STACK, "plans", "sync", "--dry-run", "--json")
     assert code == 0, err
     assert doc["default_plan"] == "gold" and doc["stage"] == "dev"
+
+
+@pytest.mark.parametrize("spoil", ["aged", "garbled"])
+def test_a_cached_stack_older_than_its_ttl_or_unreadable_is_read_again(
+    stack: Any, capfd: pytest.CaptureFixture[str], spoil: str
+) -> None:
+    from keysentry.cli.stack import CACHE_TTL_S
+
+    assert run(capfd, "--stack", STACK, "keys", "list")[0] == 0
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "keysentry" / "stacks.json"
+    doc = json.loads(cache.read_text())
+    for entry in doc.values():
+        entry["read_at"] = entry["read_at"] - CACHE_TTL_S - 1 if spoil == "aged" else "yesterday"
+    cache.write_text(json.dumps(doc))
+    aws.client("cloudformation").delete_stack(StackName=STACK)
+    code, _, err = run(capfd, "--stack", STACK, "keys", "list")
+    assert code == cli.EXIT_AWS and f"no stack named {STACK}" in err
+
+
+def test_a_samconfig_environment_gives_its_region_where_the_shell_sets_none(
+    stack: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("samconfig.toml").write_text(
+        '[prod.deploy.parameters]\nstack_name = "my-api"\nregion = "us-east-1"\n'
+    )
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(Path("no-config")))  # and no region from a profile
+    aws.reset()
+    code, _, err = run(capfd, "--stack", STACK, "keys", "list")
+    assert code == cli.EXIT_AWS and "no AWS region" in err
+    code, _, err = run(capfd, "--config-env", "prod", "keys", "list")
+    assert code == 0, err

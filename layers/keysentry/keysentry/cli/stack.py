@@ -222,20 +222,28 @@ def read_stack(ref: StackRef, *, refresh: bool = False, now: float | None = None
     now = time.time() if now is None else now
     key = "|".join((*_where(), ref.name))
     cache = _load_cache()
-    hit = cache.get(key)
-    if isinstance(hit, dict) and not refresh:
-        try:
-            cached = StackValues(**hit)
-        except TypeError:
-            cached = None
-        if cached is not None and 0 <= now - cached.read_at < CACHE_TTL_S:
-            return cached
+    cached = _entry(cache.get(key))
+    if cached is not None and not refresh and 0 <= now - cached.read_at < CACHE_TTL_S:
+        return cached
     values = describe_stack(ref, now)
-    fresh = {
-        k: v for k, v in cache.items() if isinstance(v, dict) and now - v.get("read_at", 0) < CACHE_TTL_S
-    }
+    fresh = {k: v for k, v in cache.items() if (e := _entry(v)) and 0 <= now - e.read_at < CACHE_TTL_S}
     _save_cache({**fresh, key: asdict(values)})
     return values
+
+
+def _entry(hit: object) -> StackValues | None:
+    """A cache entry as written, or None (another version's, or edited by hand)."""
+    if not isinstance(hit, dict):
+        return None
+    try:
+        entry = StackValues(**hit)
+    except TypeError:
+        return None
+    texts = [entry.name, entry.status, *entry.outputs.values(), *entry.parameters.values()]
+    kinds = isinstance(entry.outputs, dict) and isinstance(entry.parameters, dict)
+    if not kinds or not isinstance(entry.read_at, int | float) or not all(isinstance(t, str) for t in texts):
+        return None
+    return entry
 
 
 def describe_stack(ref: StackRef, now: float) -> StackValues:
