@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from keysentry import aws
 from keysentry.errors import ConfigurationError, MissingResourceError
 from keysentry.settings import (
     AUDIT_RETENTION_DAYS,
@@ -155,6 +154,8 @@ def _from_samconfig(env: str, origin: str) -> StackRef:
     name = merged.get("stack_name")
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"{origin}: {SAMCONFIG} has no stack_name in [{env}.deploy.parameters]")
+    from keysentry import aws  # botocore: only once a command needs AWS (a client-only install lacks it)
+
     session = aws.session()
     if isinstance(merged.get("region"), str) and not _env("AWS_REGION", "AWS_DEFAULT_REGION"):
         session.set_config_variable("region", merged["region"])
@@ -208,6 +209,8 @@ def cache_file() -> Path:
 
 def _where() -> tuple[str, str, str]:
     """The profile, region and endpoint a stack is read with: what tells one cached stack from another."""
+    from keysentry import aws
+
     session = aws.session()
     endpoint = _env("AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL")
     return (
@@ -249,6 +252,7 @@ def _entry(hit: object) -> StackValues | None:
 def describe_stack(ref: StackRef, now: float) -> StackValues:
     """One DescribeStacks: the outputs and parameters the command line maps, and the stack's status."""
     from botocore.exceptions import ClientError
+    from keysentry import aws
 
     client = aws.client("cloudformation")
     try:
