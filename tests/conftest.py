@@ -26,7 +26,7 @@ T0 = 1_790_000_000  # a fixed "now" for tests: 2026-09-21T14:13:20Z
 
 @cache
 def template() -> dict[str, Any]:
-    from keysentry_dev.local import load_template
+    from keysentry_dev.template import load_template
 
     return load_template(ROOT / "template.yaml")
 
@@ -36,6 +36,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     _dummy_credentials(monkeypatch)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    for name in ("KEYSENTRY_STACK", "KEYSENTRY_CONFIG_ENV"):  # the CLI reads no stack a shell names
+        monkeypatch.delenv(name, raising=False)
 
 
 @dataclass
@@ -168,7 +170,7 @@ def restore_moto(snapshot: MotoSnapshot) -> None:
 @dataclass
 class MotoBaselines:
     empty: MotoSnapshot
-    stack: Any  # keysentry_dev.local.Stack
+    stack: Any  # keysentry_dev.template.Stack
     provisioned: MotoSnapshot
 
 

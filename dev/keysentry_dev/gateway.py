@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from keysentry_dev.gateway_events import Headers, Incoming, http_event, iam_effect, rest_event
-from keysentry_dev.local import ACCOUNT, Stack
+from keysentry_dev.template import ACCOUNT, Stack
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

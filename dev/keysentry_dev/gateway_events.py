@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from keysentry_dev.local import ACCOUNT, REGION
+from keysentry_dev.template import ACCOUNT, REGION
 
 Headers = list[tuple[str, str]]
 

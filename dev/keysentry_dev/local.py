@@ -10,156 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from keysentry import aws
 
-REGION = "us-east-1"
-NO_VALUE = object()  # AWS::NoValue: the property is left out
-ACCOUNT = "123456789012"
-STACK = "keysentry"
-
-
-# ---------------------------------------------------------------- template
-
-
-class _CfnLoader:  # a namespace for the YAML loader, built lazily so PyYAML is never on a Lambda path
-    @staticmethod
-    def load(text: str) -> dict[str, Any]:
-        import yaml
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-            name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-            value: Any
-            if isinstance(node, yaml.ScalarNode):
-                value = loader.construct_scalar(node)
-                if suffix == "GetAtt":
-                    value = str(value).split(".", 1)
-            elif isinstance(node, yaml.SequenceNode):
-                value = loader.construct_sequence(node, deep=True)
-            else:
-                value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-            return {name: value}
-
-        Loader.add_multi_constructor("!", construct)
-        doc = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
-        if not isinstance(doc, dict):
-            raise ValueError("template is not a mapping")
-        return doc
-
-
-def default_template_path() -> Path:
-    """template.yaml of the project: the current directory's, else the one beside the package."""
-    here = Path.cwd() / "template.yaml"
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parents[2] / "template.yaml"
-
-
-def load_template(path: Path | None = None) -> dict[str, Any]:
-    return _CfnLoader.load((path or default_template_path()).read_text())
-
-
-@dataclass
-class Stack:
-    """What was created: per logical id, what ``Ref`` and ``GetAtt`` give. ``given``: parameter
-    values that replace the template's defaults (as ``--parameter-overrides`` would)."""
-
-    template: dict[str, Any]
-    refs: dict[str, str] = field(default_factory=dict)
-    attrs: dict[str, dict[str, str]] = field(default_factory=dict)
-    given: dict[str, str] = field(default_factory=dict)
-
-    def parameters(self) -> dict[str, str]:
-        declared = self.template.get("Parameters", {})
-        unknown = set(self.given) - set(declared)
-        if unknown:
-            raise ValueError(f"the template has no parameter {', '.join(sorted(unknown))}")
-        params = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
-        params.update(self.given)
-        params.update(
-            {
-                "AWS::Region": REGION,
-                "AWS::AccountId": ACCOUNT,
-                "AWS::StackName": STACK,
-                "AWS::Partition": "aws",
-                "AWS::URLSuffix": "amazonaws.com",
-            }
-        )
-        return params
-
-    def condition(self, name: str) -> bool:
-        return bool(self.resolve(self.template.get("Conditions", {})[name]))
-
-    def exists(self, resource: dict[str, Any]) -> bool:
-        """Whether CloudFormation would create ``resource``: it has no Condition, or one that holds."""
-        condition = resource.get("Condition")
-        return condition is None or self.condition(condition)
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1:
-            ((name, arg),) = value.items()
-            if name == "Fn::If":
-                condition, if_true, if_false = arg
-                return self.resolve(if_true if self.condition(condition) else if_false)
-            if name == "Fn::Equals":
-                return self.resolve(arg[0]) == self.resolve(arg[1])
-            if name == "Fn::Not":
-                return not self.resolve(arg[0])
-            if name == "Fn::And":
-                return all(self.resolve(a) for a in arg)
-            if name == "Fn::Or":
-                return any(self.resolve(a) for a in arg)
-            if name == "Condition":
-                return self.condition(arg)
-            if name == "Ref" and arg == "AWS::NoValue":
-                return NO_VALUE
-            if name == "Ref":
-                if arg in self.refs:
-                    return self.refs[arg]
-                return self.parameters()[arg]
-            if name == "Fn::GetAtt":
-                logical, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
-                return self.attrs[logical][attr]
-            if name == "Fn::Sub":
-                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-                scope = {**self.parameters(), **self.refs, **{k: self.resolve(v) for k, v in extra.items()}}
-                for logical, attrs in self.attrs.items():
-                    scope.update({f"{logical}.{a}": v for a, v in attrs.items()})
-                out = text
-                for key, val in scope.items():
-                    out = out.replace("${" + key + "}", str(val))
-                return out
-            if name == "Fn::Join":
-                sep, parts = arg
-                return sep.join(str(self.resolve(p)) for p in parts)
-        if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        return value
-
-    def environment(self, variables: dict[str, Any]) -> dict[str, str]:
-        """Environment variables resolved to the local resources; AWS::NoValue ones left out."""
-        resolved = {name: self.resolve(value) for name, value in variables.items()}
-        return {name: str(value) for name, value in resolved.items() if value is not NO_VALUE}
-
-    def function_environment(self) -> dict[str, str]:
-        """The environment every function gets (Globals), resolved to the local resources."""
-        globals_ = self.template.get("Globals", {}).get("Function", {})
-        return self.environment(globals_.get("Environment", {}).get("Variables", {}))
-
+from keysentry_dev.template import REGION, Stack, load_template, local_name
 
 # ---------------------------------------------------------------- provisioning
-
-
-def _name(logical: str) -> str:
-    return f"{STACK}-{logical}"
 
 
 def _generate_secret(spec: dict[str, Any]) -> str:
@@ -176,7 +34,7 @@ def _generate_secret(spec: dict[str, Any]) -> str:
 
 def _create_table(stack: Stack, logical: str, props: dict[str, Any]) -> None:
     ddb = aws.client("dynamodb")
-    name = stack.resolve(props.get("TableName")) or _name(logical)
+    name = stack.resolve(props.get("TableName")) or stack.name(logical, "AWS::DynamoDB::Table")
     kwargs: dict[str, Any] = {
         "TableName": name,
         "AttributeDefinitions": props["AttributeDefinitions"],
@@ -212,7 +70,9 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         _create_table(stack, logical, props)
     elif kind == "AWS::SecretsManager::Secret":
         value = props.get("SecretString") or _generate_secret(props.get("GenerateSecretString", {}))
-        arn = aws.client("secretsmanager").create_secret(Name=_name(logical), SecretString=value)["ARN"]
+        arn = aws.client("secretsmanager").create_secret(Name=stack.name(logical, kind), SecretString=value)[
+            "ARN"
+        ]
         stack.refs[logical] = arn
         stack.attrs[logical] = {"Id": arn}
     elif kind == "AWS::KMS::Key":
@@ -222,18 +82,18 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         stack.refs[logical] = meta["KeyId"]
         stack.attrs[logical] = {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
     elif kind == "AWS::SNS::Topic":
-        arn = aws.client("sns").create_topic(Name=stack.resolve(props.get("TopicName")) or _name(logical))[
-            "TopicArn"
-        ]
+        arn = aws.client("sns").create_topic(
+            Name=stack.resolve(props.get("TopicName")) or stack.name(logical, kind)
+        )["TopicArn"]
         stack.refs[logical] = arn
         stack.attrs[logical] = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]}
     elif kind == "AWS::Events::EventBus":
-        name = stack.resolve(props.get("Name")) or _name(logical)
+        name = stack.resolve(props.get("Name")) or stack.name(logical, kind)
         arn = aws.client("events").create_event_bus(Name=name)["EventBusArn"]
         stack.refs[logical] = name
         stack.attrs[logical] = {"Arn": arn, "Name": name}
     elif kind == "AWS::SSM::Parameter":
-        name = stack.resolve(props.get("Name")) or _name(logical)
+        name = stack.resolve(props.get("Name")) or stack.name(logical, kind)
         aws.client("ssm").put_parameter(
             Name=name,
             Value=str(stack.resolve(props["Value"])),
@@ -246,7 +106,7 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
             "Value": str(stack.resolve(props["Value"])),
         }
     elif kind == "AWS::Logs::LogGroup":
-        name = stack.resolve(props.get("LogGroupName")) or _name(logical)
+        name = stack.resolve(props.get("LogGroupName")) or stack.name(logical, kind)
         logs = aws.client("logs")
         logs.create_log_group(logGroupName=name)
         arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"]
@@ -254,7 +114,9 @@ def _create(stack: Stack, logical: str, resource: dict[str, Any]) -> None:
         stack.attrs[logical] = {"Arn": arn}
     elif kind == "AWS::SQS::Queue":
         sqs = aws.client("sqs")
-        url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or _name(logical))["QueueUrl"]
+        url = sqs.create_queue(QueueName=stack.resolve(props.get("QueueName")) or stack.name(logical, kind))[
+            "QueueUrl"
+        ]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         stack.refs[logical] = url
         stack.attrs[logical] = {"Arn": arn, "QueueName": url.rsplit("/", 1)[1], "QueueUrl": url}
@@ -264,7 +126,9 @@ def _create_rest_api(stack: Stack, logical: str, props: dict[str, Any]) -> None:
     """A REST API standing in for an ``AWS::Serverless::Api`` (one mock method, its stage), so
     that usage plans can be bound to its stage as they are when deployed."""
     apigateway = aws.client("apigateway")
-    api = apigateway.create_rest_api(name=str(stack.resolve(props.get("Name")) or _name(logical)))["id"]
+    api = apigateway.create_rest_api(
+        name=str(stack.resolve(props.get("Name")) or stack.name(logical, "AWS::Serverless::Api"))
+    )["id"]
     root = apigateway.get_resources(restApiId=api)["items"][0]["id"]
     apigateway.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
     apigateway.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
@@ -334,14 +198,16 @@ def provision(
     template: dict[str, Any] | None = None,
     parameters: dict[str, str] | None = None,
     imports: list[dict[str, Any]] | None = None,
+    name: Callable[[str, str], str] = local_name,
 ) -> Stack:
     """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
     API for each serverless API, and the usage plans. ``parameters``: values that replace the
     template's defaults; a resource whose Condition does not hold under them is not created.
     ``imports`` (the ``--resources-to-import`` of ``aws cloudformation create-change-set
     --change-set-type IMPORT``): resources that exist already, which the stack takes over instead
-    of creating them."""
-    stack = Stack(template or load_template(), given=dict(parameters or {}))
+    of creating them. ``name`` names those the template leaves unnamed (:func:`local_name`, or
+    :func:`cloudformation_names`)."""
+    stack = Stack(template or load_template(), given=dict(parameters or {}), name=name)
     resources = {k: r for k, r in stack.template.get("Resources", {}).items() if _wanted(stack, r)}
     for entry in imports or ():
         logical = entry["LogicalResourceId"]

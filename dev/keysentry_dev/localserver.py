@@ -17,7 +17,8 @@ from keysentry.errors import ConfigurationError
 
 from keysentry_dev import require_local_extra
 from keysentry_dev.gateway import LocalGateway, serve
-from keysentry_dev.local import REGION, Stack, default_template_path, load_template, provision, sam_env_vars
+from keysentry_dev.local import provision, sam_env_vars
+from keysentry_dev.template import REGION, Stack, default_template_path, load_template
 
 
 def run_local(
@@ -97,7 +98,7 @@ def _announce(
         print(json.dumps(doc, indent=2), flush=True)
     else:
         for name, value in sorted(env.items()):
-            print(f"export {name}={shlex.quote(value)}", flush=True)
+            print(f"export {name}={shlex.quote(value)}", flush=True)  # pasted into a shell as it is
         if gateway_url:
             print(f"# the sample API and /self behind the authorizer: {gateway_url}", flush=True)
         print(

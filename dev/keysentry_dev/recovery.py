@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from keysentry_dev.local import RETAINED_POLICIES, default_template_path, load_template
+from keysentry_dev.local import RETAINED_POLICIES
+from keysentry_dev.template import default_template_path, load_template
 
 # CloudFormation's import identifier of each type, which is what it lists as the physical id
 IDENTIFIERS: Final = {

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 BASELINE: Final = Path(".scanners-baseline.yaml")
 CHECKOV: Final = "checkov"

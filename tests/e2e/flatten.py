@@ -107,7 +107,7 @@ def flat_template(
 
     ``built``: keysentry as `sam build` wrote it; ``source``: keysentry's template.yaml (its Outputs);
     ``example``: the example's template; ``example_dir``: where it lives (its CodeUris are relative)."""
-    from keysentry_dev.local import Stack
+    from keysentry_dev.template import Stack
 
     app, parameters = nested_application(example)
     flat = copy.deepcopy(built)

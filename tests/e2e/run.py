@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 from tests.e2e.flatten import env_vars, flat_template, nested_application
 from tests.integration.authz_helpers import iam_effect
@@ -160,8 +161,8 @@ def local_up() -> dict[str, str]:
     exports: dict[str, str] = {}
     assert process.stdout is not None
     for line in process.stdout:
-        if line.startswith("export "):
-            name, _, value = line[len("export ") :].strip().partition("=")
+        if line.startswith("export "):  # quoted for a shell: read as a shell reads it
+            name, _, value = shlex.split(line)[1].partition("=")
             exports[name] = value
         if line.startswith("# moto server on"):
             break

@@ -44,13 +44,13 @@ def test_the_cli_sets_shows_and_clears_the_opt_in(stack: Any, capfd: pytest.Capt
         out = capfd.readouterr().out
         return json.loads(out) if "--json" in argv else out
 
-    kid = run("keys", "create", "--owner", "acme", "--suspend-on-anomaly", "--json")["kid"]
+    kid = run("keys", "create", "--owner", "acme", "--no-scopes", "--suspend-on-anomaly", "--json")["kid"]
     assert run("keys", "show", kid, "--json")["suspend_on_anomaly"] is True
     assert "on anomaly:    suspend" in run("keys", "show", kid)
     assert run("keys", "update", kid, "--no-suspend-on-anomaly", "--json")["suspend_on_anomaly"] is False
     assert "on anomaly:    alert only" in run("keys", "show", kid)
     assert run("keys", "update", kid, "--suspend-on-anomaly", "--json")["suspend_on_anomaly"] is True
-    plain = run("keys", "create", "--owner", "acme", "--json")["kid"]
+    plain = run("keys", "create", "--owner", "acme", "--no-scopes", "--json")["kid"]
     assert run("keys", "show", plain, "--json")["suspend_on_anomaly"] is False
 
 

@@ -233,7 +233,15 @@ def test_a_stored_value_cannot_send_the_terminal_an_escape_sequence(
     stack: Any, clock: FakeClock, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # Given an audit entry whose actor holds escape sequences (a window title, a colour) and a newline
-    kid = created(clock, capfd, "--owner", "acme-data", "--actor", "ops\x1b]0;pwned\x07\x1b[31m\nfake row")
+    kid = created(
+        clock,
+        capfd,
+        "--owner",
+        "acme-data",
+        "--no-scopes",
+        "--actor",
+        "ops\x1b]0;pwned\x07\x1b[31m\nfake row",
+    )
 
     # When the trails are printed as tables
     for argv in (["audit", "--owner", "acme-data"], ["keys", "audit", kid]):

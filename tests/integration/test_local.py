@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shlex
 import signal
 import socket
 import subprocess
@@ -102,16 +101,24 @@ def _local_up(env_file: Any, port: int) -> subprocess.Popen[str]:
 
 
 def _read_exports(server: subprocess.Popen[str], deadline: float) -> dict[str, str] | None:
-    """What `local up` prints for another shell; None if it exited first (its port taken)."""
-    exports: dict[str, str] = {}
+    """What `local up` prints for another shell, as bash reads it when the lines are pasted; None if
+    it exited first (its port taken)."""
+    lines: list[str] = []
     out = LineReader(server.stdout)  # type: ignore[arg-type]
     while line := out.next_line(deadline):
         if line.startswith("# moto server on"):
-            return exports
+            return pasted(lines)
         if line.startswith("export "):
-            name, _, value = line[len("export ") :].strip().partition("=")
-            exports[name] = shlex.split(value)[0] if value else ""  # as a shell reads it
+            lines.append(line)
     return None
+
+
+def pasted(lines: list[str]) -> dict[str, str]:
+    """The variables ``export NAME=...`` lines set, read back from a bash that ran them."""
+    names = [line[len("export ") :].partition("=")[0] for line in lines]
+    script = "\n".join([*lines, *(f'printf "%s\\0" "${name}"' for name in names)])
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)  # noqa: S603, S607
+    return dict(zip(names, done.stdout.split("\0")[:-1], strict=True))
 
 
 def start_local_up(env_file: Any, attempts: int = 5) -> tuple[subprocess.Popen[str], int, dict[str, str]]:
@@ -177,6 +184,8 @@ def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> N
             check=True,
         )
         assert sourced.stdout.split() == [exports["KEYS_TABLE"], exports["AWS_ENDPOINT_URL"]]
+        # the printed lines, pasted into bash, set the values themselves: the plans' JSON whole
+        assert json.loads(exports["PLANS"]) == json.loads(template()["Parameters"]["Plans"]["Default"])
         sam_env = json.loads(env_file.read_text())["Parameters"]
         assert sam_env["KEYS_TABLE"] == exports["KEYS_TABLE"]
         assert sam_env["AWS_ENDPOINT_URL"] == f"http://172.17.0.1:{port}"

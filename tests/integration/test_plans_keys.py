@@ -190,10 +190,12 @@ def test_the_cli_issues_moves_and_shows_a_keys_plan(
     service: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, stack: Any
 ) -> None:
     monkeypatch.setattr(cli, "_service", lambda args: service)
-    code, created, _ = run(capfd, "keys", "create", "--owner", "acme", "--plan", "free", "--json")
+    code, created, _ = run(
+        capfd, "keys", "create", "--owner", "acme", "--no-scopes", "--plan", "free", "--json"
+    )
     assert code == 0 and created["plan"] == "free"
     kid = created["kid"]
-    code, _, err = run(capfd, "keys", "create", "--owner", "acme", "--plan", "gold")
+    code, _, err = run(capfd, "keys", "create", "--owner", "acme", "--no-scopes", "--plan", "gold")
     assert code != 0 and PLANS_ARE in err
     code, updated, _ = run(capfd, "keys", "update", kid, "--plan", "pro", "--json")
     assert code == 0 and updated["plan"] == "pro"

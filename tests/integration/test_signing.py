@@ -369,7 +369,7 @@ def test_signing_from_the_command_line(
     stack: Any, tmp_path: Any, capfd: pytest.CaptureFixture[str], service: Any
 ) -> None:
     capfd.readouterr()
-    assert cli.main(["keys", "create", "--owner", "acme", "--signing", "hmac", "--json"]) == 0
+    assert cli.main(["keys", "create", "--owner", "acme", "--no-scopes", "--signing", "hmac", "--json"]) == 0
     created = json.loads(capfd.readouterr().out)
     assert created["signing_mode"] == "hmac" and len(created["signing_secret"]) == 43
     pem_file = tmp_path / "consumer.pem"
@@ -381,6 +381,7 @@ def test_signing_from_the_command_line(
                 "create",
                 "--owner",
                 "acme",
+                "--no-scopes",
                 "--signing",
                 "ed25519",
                 "--public-key",
@@ -391,7 +392,7 @@ def test_signing_from_the_command_line(
         == 0
     )
     assert json.loads(capfd.readouterr().out)["signing_mode"] == "ed25519"
-    assert cli.main(["keys", "create", "--owner", "acme", "--json"]) == 0
+    assert cli.main(["keys", "create", "--owner", "acme", "--no-scopes", "--json"]) == 0
     kid = json.loads(capfd.readouterr().out)["kid"]
     assert cli.main(["keys", "set-public-key", kid, str(pem_file)]) == 0
     assert service.get(kid).signing.mode == "ed25519"

@@ -219,8 +219,11 @@ def test_the_cli_owner_report_and_its_mistakes(fed: Fed, capfd: pytest.CaptureFi
     assert code == 0 and rows[3].startswith(fed.busy) and rows[4].startswith(fed.quiet)
     assert rows[-1].split() == ["total", "7"]
     assert run(capfd, "keys", "usage", "AAAAAAAAAAAA")[0] == 3
-    code, out, err = run(capfd, "keys", "usage", fed.busy, "--hours", "900")
-    assert code == 2 and "at most 840 hours" in err and out == ""
+    code, out, err = run(capfd, "keys", "usage", fed.busy, "--hours", "5000")  # in the CLI's own terms
+    assert code == 2 and "--hours is at most 840" in err and "--days" in err and out == ""
+    assert "granularity" not in err
+    code, out, err = run(capfd, "usage", "--owner", "acme-data", "--days", "500")
+    assert code == 2 and "--days is at most 400" in err and "granularity" not in err and out == ""
     for option in ("--days", "--hours"):  # zero periods is a mistake, not the default window
         code, out, err = run(capfd, "keys", "usage", fed.busy, option, "0")
         assert code == 2 and f"{option} must be at least 1" in err and out == ""

@@ -410,7 +410,7 @@ def test_the_cli_issues_keys_that_expire_in_minutes_hours_or_days(
     seconds: int,
 ) -> None:
     monkeypatch.setattr(cli, "_service", lambda args: service)
-    code = cli.main(["keys", "create", "--owner", "acme", "--expires-in", flag, "--json"])
+    code = cli.main(["keys", "create", "--owner", "acme", "--no-scopes", "--expires-in", flag, "--json"])
     out, err = capfd.readouterr()
     assert code == 0, err
     assert json.loads(out)["expires_at"] == clock.now + seconds
@@ -420,7 +420,10 @@ def test_the_cli_refuses_an_expiry_under_a_minute_with_one_line(
     service: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli, "_service", lambda args: service)
-    assert cli.main(["keys", "create", "--owner", "acme", "--expires-in", "20s"]) == cli.EXIT_USAGE
+    assert (
+        cli.main(["keys", "create", "--owner", "acme", "--no-scopes", "--expires-in", "20s"])
+        == cli.EXIT_USAGE
+    )
     err = capfd.readouterr().err
     assert "minute" in err and "Traceback" not in err
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from keysentry import usage
 from keysentry.routes import RouteTable
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 from tests.e2e.flatten import env_vars, flat_template, nested_application
 

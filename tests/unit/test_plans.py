@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from keysentry import keyformat
 from keysentry.errors import MalformedKeyError, ValidationError
 from keysentry.plans import DEFAULT_PLAN, DEFAULT_PLANS, Plans, Quota, period_bounds, usage_identifier
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from keysentry_dev.local import load_template as load
 from keysentry_dev.publishable import RESOLVED, TRANSFORMS, publishable
+from keysentry_dev.template import load_template as load
 
 from tests.conftest import ROOT
 

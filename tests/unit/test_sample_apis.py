@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from keysentry_dev.local import Stack, load_template, provision
+from keysentry_dev.local import provision
+from keysentry_dev.template import Stack, load_template
 
 from tests.e2e.flatten import flat_template
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from keysentry_dev.local import load_template
 from keysentry_dev.scanners import (
     CFN_LINT,
     CHECKOV,
@@ -25,6 +24,7 @@ from keysentry_dev.scanners import (
     templates,
     updated,
 )
+from keysentry_dev.template import load_template
 
 from tests.conftest import ROOT
 

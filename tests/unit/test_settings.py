@@ -21,7 +21,7 @@ from keysentry.settings import (
     Settings,
     UsageSettings,
 )
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

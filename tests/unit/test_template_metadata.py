@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

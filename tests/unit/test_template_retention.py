@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from keysentry_dev.local import load_template
 from keysentry_dev.recovery import references, retained
+from keysentry_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "KeysTable"
@@ -30,6 +30,7 @@ TRANSIENT = {
     "IdempotencyTable": "responses replayed for an hour at most",
     "AlertsTopicKey": "encrypts alert messages in flight on the topic; nothing stored under it",
     "GitHubScanningKeys": "GitHub's public keys, fetched again at every deploy",
+    "ManagementApiId": "the management API's id, written again from !Ref ManagementApi at every deploy",
 }
 STORES = {
     "AWS::DynamoDB::Table",

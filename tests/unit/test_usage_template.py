@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from keysentry import usage
-from keysentry_dev.local import load_template
+from keysentry_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -208,7 +208,7 @@ def test_contributor_insights_rank_the_access_log_fields(
 
 
 def test_the_dashboard_is_json_and_shows_every_part(resources: dict[str, Any]) -> None:
-    from keysentry_dev.local import Stack
+    from keysentry_dev.template import Stack
 
     raw = props(resources, "Dashboard")["DashboardBody"]
     stack = Stack(load_template(ROOT / "template.yaml"))  # the defaults: with the sample APIs

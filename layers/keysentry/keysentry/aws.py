@@ -30,6 +30,7 @@ from botocore.loaders import Loader, create_loader
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_events import EventBridgeClient
@@ -71,6 +72,8 @@ def session() -> botocore.session.Session:
 
 @overload
 def client(service: Literal["apigateway"]) -> APIGatewayClient: ...
+@overload
+def client(service: Literal["cloudformation"]) -> CloudFormationClient: ...
 @overload
 def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
 @overload

@@ -59,3 +59,12 @@ class ChainIncompleteError(ConflictError):
 
 class ConfigurationError(KeysentryError):
     """A setting (environment variable, secret, parameter) is missing or malformed."""
+
+
+class MissingResourceError(ConfigurationError):
+    """A setting names a resource that AWS says is not there (the pepper secret): ``setting`` is the
+    variable that names it."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from keysentry import aws
-from keysentry.errors import ConfigurationError
+from keysentry.errors import MissingResourceError
 from keysentry.hashing import Peppers
-from keysentry.settings import PEPPER_MAX_AGE_SECONDS
+from keysentry.settings import PEPPER_MAX_AGE_SECONDS, PEPPER_SECRET_ID
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -78,7 +78,9 @@ class PepperSource:
         try:
             secret = client.get_secret_value(SecretId=self.secret_id)
         except client.exceptions.ResourceNotFoundException:
-            raise ConfigurationError(f"pepper secret {self.secret_id} not found") from None
+            raise MissingResourceError(
+                f"pepper secret {self.secret_id} not found", PEPPER_SECRET_ID.name
+            ) from None
         self._peppers = Peppers.from_secret_string(secret["SecretString"])
         self._loaded_at = self._monotonic()
         self._refresh_at = self._loaded_at + self.max_age

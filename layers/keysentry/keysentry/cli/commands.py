@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,17 +18,13 @@ from keysentry.model import KeySpec
 if TYPE_CHECKING:
     from keysentry.service import KeyService
 
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_CONFLICT = 4
-EXIT_AWS = 5
-
 Service = Callable[[], "KeyService"]  # built on first use: `local up` and `demo` need none
 Command = Callable[[argparse.Namespace, Output, Service], int]
 
 
 def _actor(args: argparse.Namespace) -> str:
-    return str(args.actor or os.environ.get("KEYSENTRY_ACTOR") or f"cli:{getpass.getuser()}")
+    actor = getattr(args, "actor", None)  # --actor anywhere on the line
+    return str(actor or os.environ.get("KEYSENTRY_ACTOR") or f"cli:{getpass.getuser()}")
 
 
 def _read_file(path: str | None, what: str) -> str | None:
@@ -41,6 +37,11 @@ def _read_file(path: str | None, what: str) -> str | None:
 
 
 def cmd_create(args: argparse.Namespace, out: Output, service: Service) -> int:
+    if not args.scope and not args.no_scopes:
+        raise ValidationError(
+            "give the key a --scope (repeat for several): without one it opens only the routes any "
+            'key may call (RouteScopes\' "" entries, /self by default); --no-scopes makes such a key'
+        )
     spec = KeySpec(
         args.owner,
         name=args.name,
@@ -56,6 +57,7 @@ def cmd_create(args: argparse.Namespace, out: Output, service: Service) -> int:
         delivery_key=_read_file(args.delivery_key, "delivery key"),
         suspend_on_anomaly=args.suspend_on_anomaly,
         plan=args.plan,
+        metadata=_metadata(args.metadata) if args.metadata else None,
     )
     issued = service().create(spec, actor=_actor(args))
     emit_issued(out, issued, f"created key {issued.record.kid} for {issued.record.owner_id}")
@@ -80,20 +82,31 @@ def cmd_update(args: argparse.Namespace, out: Output, service: Service) -> int:
     for field, what in (("public_key", "public key"), ("delivery_key", "delivery key")):
         if getattr(args, field) is not None:
             changes[field] = _read_file(getattr(args, field), what) or ""
-    record = service().update(args.kid, actor=_actor(args), **changes)  # all or nothing
-    out.emit(record.public_view(), record_text(record))
+    keys = service()
+    record = keys.update(args.kid, actor=_actor(args), **changes)  # all or nothing
+    out.emit(record.public_view(), "\n".join([record_text(record), *plan_lines(keys.view_of(record))]))
     return 0
 
 
-def _metadata(pairs: list[str]) -> dict[str, str]:
-    """``--metadata k=v`` (repeated) as a dict; ``--metadata ''`` for none."""
-    if pairs == [""]:
+def _metadata(given: list[str]) -> dict[str, str]:
+    """``--metadata name=value`` (repeated) or a JSON object of strings, as a dict; ``--metadata ''``
+    for none. Its bounds are the model's (validate_metadata), checked by the service."""
+    if given == [""]:
         return {}
     metadata: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
+    for each in given:
+        if each.lstrip().startswith("{"):
+            try:
+                doc = json.loads(each)
+            except ValueError:
+                raise ValidationError("--metadata: not a JSON object of name to text") from None
+            if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+                raise ValidationError("--metadata: not a JSON object of name to text")
+            metadata.update(doc)
+            continue
+        name, sep, value = each.partition("=")
         if not sep:
-            raise ValidationError(f"metadata {pair!r} is not name=value")
+            raise ValidationError(f"--metadata {each!r} is not name=value (or a JSON object)")
         metadata[name] = value
     return metadata
 
@@ -193,8 +206,7 @@ def cmd_rotation_run(args: argparse.Namespace, out: Output, service: Service) ->
         try:
             parsed = dt.datetime.fromisoformat(args.now.replace("Z", "+00:00"))
         except ValueError:
-            print(f"error: --now {args.now!r} is not an ISO-8601 time", file=sys.stderr)
-            return EXIT_USAGE
+            raise ValidationError(f"--now {args.now!r} is not an ISO-8601 time") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         fixed = int(parsed.timestamp())

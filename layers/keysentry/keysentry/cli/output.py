@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from keysentry.cli.table import Column, relative, table
@@ -52,6 +53,11 @@ class Output:
 
     def emit(self, doc: Any, text: str) -> None:
         print(json.dumps(doc, indent=2, sort_keys=True) if self.as_json else text)
+
+    def error(self, message: str, code: int) -> None:
+        """A failure, on stderr: ``{"error": ..., "code": <exit code>}`` with JSON, else one line."""
+        line = json.dumps({"error": message, "code": code}) if self.as_json else f"error: {message}"
+        print(line, file=sys.stderr)
 
 
 def record_text(r: KeyRecord) -> str:

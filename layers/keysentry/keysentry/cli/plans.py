@@ -6,21 +6,21 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from keysentry.cli.commands import EXIT_AWS
+from keysentry.cli.failures import EXIT_AWS
 
 if TYPE_CHECKING:
-    from keysentry.cli.commands import Service
     from keysentry.cli.output import Output
+    from keysentry.cli.stack import Services
 
 
-def cmd_plans_sync(args: argparse.Namespace, out: Output, service: Service) -> int:
+def cmd_plans_sync(args: argparse.Namespace, out: Output, service: Services) -> int:
     """The same reconciliation as the deployment's, without its time limit; non-zero if a key failed."""
     from keysentry.gateway import Gateway
     from keysentry.plans_sync import KeySync, reconcile, table_keys
-    from keysentry.settings import PlansSyncSettings
+    from keysentry.settings import KEYS_TABLE, PlansSyncSettings
     from keysentry.store import KeyStore
 
-    settings = PlansSyncSettings.load()
+    settings = service.settings(PlansSyncSettings, (KEYS_TABLE.name,))
     store = KeyStore(settings.keys_table)
     sync = KeySync(Gateway(), store.get, settings.stage, settings.plans().default)
     done = reconcile(sync, table_keys(store), dry_run=args.dry_run)

@@ -33,8 +33,17 @@ def _window(args: argparse.Namespace, now: int) -> tuple[int, str]:
         granularity, count = "day", args.days
     else:
         granularity, count = "hour", 24 if args.hours is None else args.hours
+    from keysentry.service.usage import MAX_POINTS
+
     if count < 1:
         raise ValidationError(f"--{granularity}s must be at least 1")
+    if count > MAX_POINTS[granularity]:
+        longer = (
+            f": for a longer window, --days N (at most {MAX_POINTS['day']})" if granularity == "hour" else ""
+        )
+        raise ValidationError(
+            f"--{granularity}s is at most {MAX_POINTS[granularity]} (the {granularity}ly counts kept){longer}"
+        )
     return now - (count - 1) * PERIOD[granularity], granularity
 
 
