@@ -51,19 +51,23 @@ def iam_checker() -> Checker:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from keysentry_dev import local
+
     IAM_CALLS.variables = variables(template())
     IAM_CALLS.install()
+    provision = local.provision
+
+    def provisioned(*args: Any, **kwargs: Any) -> Any:  # the calls that follow are checked against it
+        IAM_CALLS.stack = provision(*args, **kwargs)
+        return IAM_CALLS.stack
+
+    local.provision = provisioned
 
 
 def iam_check(calls: list[Call]) -> list[Finding]:
-    """Check ``calls`` against the provisioned stack; the findings among them (kept for the summary)."""
-    if calls and IAM_CALLS.stack is None:
-        return [
-            Finding(c.function, "?", "?", "no provisioned stack to check against", c.operation, c.test)
-            for c in calls
-        ]
+    """Check ``calls``, each against the stack it was made in; the findings (kept for the summary)."""
     before = len(IAM_REPORT.findings)
-    iam_checker().check(calls, IAM_CALLS.stack, IAM_REPORT)
+    iam_checker().check(calls, IAM_REPORT)
     return IAM_REPORT.findings[before:]
 
 
@@ -92,7 +96,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_sep("-", "IAM conformance")
     for line in summary + findings:
         terminalreporter.write_line(line)
-    detail = [*summary, *findings, "grants no test exercised:", *grants]
+    outside = sorted(
+        {f"  {c.function}: {c.operation} ({', '.join(why)}) in {c.test}" for c, why in IAM_REPORT.outside}
+    )
+    detail = [*summary, *findings, "grants no test exercised:", *grants, "not judged:", *outside]
     cache = getattr(config, "cache", None)
     if cache is not None:
         path = cache.mkdir("iam-conformance") / "report.txt"
@@ -272,7 +279,6 @@ def moto_baselines() -> Iterator[MotoBaselines]:
             empty = capture_moto()
             stack = provision(template())
             provisioned = capture_moto()
-            IAM_CALLS.stack = stack
         finally:
             mock.stop(remove_data=False)
             aws.reset()
@@ -320,6 +326,7 @@ def moto(moto_baselines: MotoBaselines) -> Iterator[None]:
 def stack(moto: None, moto_baselines: MotoBaselines, monkeypatch: pytest.MonkeyPatch) -> Any:
     """template.yaml's stateful resources in moto, and the functions' environment pointing at them."""
     restore_moto(moto_baselines.provisioned)
+    IAM_CALLS.stack = moto_baselines.stack  # the AWS calls of the test are checked against it
     created = replace(
         moto_baselines.stack,
         refs=dict(moto_baselines.stack.refs),

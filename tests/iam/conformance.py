@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tests.iam.policy import Request, Statement, evaluate, glob_match
@@ -36,7 +36,10 @@ class Report:
     checked: int = 0
     outside: list[tuple[Call, tuple[str, ...]]] = field(default_factory=list)  # not judged, and why
     used: dict[str, set[tuple[str, str, str, str]]] = field(default_factory=lambda: defaultdict(set))
-    configurations: dict[str, set[Configuration]] = field(default_factory=lambda: defaultdict(set))
+    # by function folder: each configuration it ran with, and the stack it ran against
+    configurations: dict[str, dict[tuple[Configuration, int], tuple[Configuration, Any]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
 
 
 class Checker:
@@ -55,10 +58,14 @@ class Checker:
             self._configurations[key] = configuration(role, dict(environment), stack)
         return self._configurations[key]
 
-    def check(self, calls: Iterable[Call], stack: Any, report: Report | None = None) -> Report:
+    def check(self, calls: Iterable[Call], report: Report | None = None, stack: Any = None) -> Report:
+        """Each call against the stack it was made in (or ``stack``, when given)."""
         report = report if report is not None else Report()
         for call in calls:
+            world = stack if stack is not None else call.stack
             role = self.roles.get(call.function)
+            if world is None and not call.error:
+                call = replace(call, error="no provisioned stack to check it against")
             if role is None or call.error:
                 report.findings.append(
                     Finding(
@@ -71,13 +78,13 @@ class Checker:
                     )
                 )
                 continue
-            config = self._configuration(role, call.environment, stack)
+            config = self._configuration(role, call.environment, world)
             if config.foreign:
                 report.outside.append((call, config.foreign))
                 continue
-            report.configurations[call.function].add(config)
-            policy = policy_statements(role, config, stack)
-            for request in [r for own in call.requests for r in (own, *implied(own, stack))]:
+            report.configurations[call.function][(config, id(world))] = (config, world)
+            policy = policy_statements(role, config, world)
+            for request in [r for own in call.requests for r in (own, *implied(own, world))]:
                 report.checked += 1
                 verdict = evaluate(policy, request)
                 if verdict.allowed and verdict.granted_by is not None:
@@ -98,13 +105,15 @@ class Checker:
 
     def unexercised(self, report: Report, stack: Any) -> dict[str, list[str]]:
         """By function: each Allow (policy/sid, action, resource) that no checked call used, under
-        every configuration the function ran with (or the template's defaults if it never ran)."""
+        every configuration the function ran with (or, if it never ran, the template's defaults
+        against ``stack``)."""
         out: dict[str, list[str]] = {}
         for folder, role in sorted(self.roles.items()):
-            configs = report.configurations.get(folder) or {configuration(role, {}, stack)}
+            seen = report.configurations.get(folder)
+            configs = list(seen.values()) if seen else [(configuration(role, {}, stack), stack)]
             grants: set[tuple[str, str, str, str]] = set()
-            for config in configs:
-                for statement in policy_statements(role, config, stack):
+            for config, world in configs:
+                for statement in policy_statements(role, config, world):
                     if statement.effect == "Allow":
                         grants |= {
                             (statement.policy, statement.sid, a, r)

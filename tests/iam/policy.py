@@ -12,7 +12,7 @@ apply, and the verdict says which statement that was.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -124,7 +124,7 @@ def glob_match(pattern: str, value: str, *, fold: bool = False) -> bool:
     return bool(_pattern(pattern, fold).match(value))
 
 
-_STRING = {
+_STRING: dict[str, tuple[Callable[[str, str], bool], bool]] = {
     "StringEquals": (lambda p, v: p == v, False),
     "StringNotEquals": (lambda p, v: p == v, True),
     "StringEqualsIgnoreCase": (lambda p, v: p.lower() == v.lower(), False),

@@ -35,6 +35,7 @@ class Call:
     requests: tuple[Request, ...]
     environment: tuple[tuple[str, str], ...]
     test: str
+    stack: Any = None  # the provisioned stack current when the call was made
     error: str = ""  # the recorder could not name the call's resource (a defect here, reported)
 
 
@@ -45,7 +46,7 @@ class Recorder:
     resolver: Resolver | None = None
     calls: list[Call] = field(default_factory=list)
     test: str = ""
-    stack: Any = None  # the provisioned stack the calls are checked against (keysentry_dev.local.Stack)
+    stack: Any = None  # the stack provisioned last (keysentry_dev.local.Stack): calls are checked against it
     _handlers: dict[str, str] = field(default_factory=dict)
     _installed: bool = False
 
@@ -93,11 +94,10 @@ class Recorder:
             requests = requests_for(
                 model, params, region, ACCOUNT, *([self.resolver] if self.resolver else [])
             )
-            self.calls.append(Call(function, operation, requests, environment, self.test))
+            self.calls.append(Call(function, operation, requests, environment, self.test, self.stack))
         except Exception as error:  # never break the call itself: the check reports it
-            self.calls.append(
-                Call(function, operation, (), environment, self.test, f"{type(error).__name__}: {error}")
-            )
+            why = f"{type(error).__name__}: {error}"
+            self.calls.append(Call(function, operation, (), environment, self.test, self.stack, why))
 
 
 def moto_resolver(kind: str, region: str, account: str, name: str) -> str | None:

@@ -31,7 +31,7 @@ PLACEHOLDER_URI = "s3://bucket/key"  # what `sam validate` puts for local code, 
 
 def transform(template: Mapping[str, Any]) -> dict[str, Any]:
     """template.yaml as CloudFormation gets it from SAM (the local code as a placeholder S3 URI)."""
-    from samtranslator.translator.transform import transform as sam_transform
+    from samtranslator.translator.transform import transform as sam_transform  # type: ignore[import-untyped]
 
     doc = copy.deepcopy(dict(template))
     for resource in doc.get("Resources", {}).values():

@@ -199,9 +199,9 @@ def test_removing_a_grant_the_calls_need_is_reported_as_exactly_that_call(
         "secretsmanager:GetSecretValue",
     }
 
-    assert Checker(template()).check(calls, stack).findings == []
+    assert Checker(template()).check(calls, stack=stack).findings == []
     broken = Checker(without_grant("AuthorizerFunction", "ReadAndTouchKeys", "dynamodb:GetItem"))
-    findings = broken.check(calls, stack).findings
+    findings = broken.check(calls, stack=stack).findings
 
     assert [(f.function, f.action, f.resource) for f in findings] == [
         ("AuthorizerFunction", "dynamodb:GetItem", stack.attrs["KeysTable"]["Arn"])
