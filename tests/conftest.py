@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.iam.conformance import Checker, Finding, Report
+from tests.iam.recorder import Call, Recorder, moto_resolver
+from tests.iam.roles import variables
+
 # What the template sets for every function, before any handler module is imported.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "keysentry")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "keysentry")
@@ -29,6 +33,81 @@ def template() -> dict[str, Any]:
     from keysentry_dev.template import load_template
 
     return load_template(ROOT / "template.yaml")
+
+
+# ---------------------------------------------------------------- IAM conformance
+#
+# Every AWS call made beneath a functions/<name>/handler.py, in any test, is recorded and checked
+# against that function's role in template.yaml (tests/iam): a call its role does not grant fails
+# the test that made it. The grants no test used are listed at the end of the run.
+
+IAM_CALLS = Recorder(ROOT / "functions", resolver=moto_resolver)
+IAM_REPORT = Report()
+
+
+@cache
+def iam_checker() -> Checker:
+    return Checker(template())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from keysentry_dev import local
+
+    IAM_CALLS.variables = variables(template())
+    IAM_CALLS.install()
+    provision = local.provision
+
+    def provisioned(*args: Any, **kwargs: Any) -> Any:  # the calls that follow are checked against it
+        IAM_CALLS.stack = provision(*args, **kwargs)
+        return IAM_CALLS.stack
+
+    local.provision = provisioned
+
+
+def iam_check(calls: list[Call]) -> list[Finding]:
+    """Check ``calls``, each against the stack it was made in; the findings (kept for the summary)."""
+    before = len(IAM_REPORT.findings)
+    iam_checker().check(calls, IAM_REPORT)
+    return IAM_REPORT.findings[before:]
+
+
+@pytest.fixture(autouse=True)
+def iam_conformance(request: pytest.FixtureRequest) -> Iterator[None]:
+    mark = IAM_CALLS.mark(request.node.nodeid)
+    yield
+    findings = iam_check(IAM_CALLS.since(mark))
+    assert not findings, "AWS calls their function's role does not grant:\n" + "\n".join(map(str, findings))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not IAM_CALLS.calls or IAM_CALLS.stack is None:
+        return
+    counts = {f: sum(1 for c in IAM_CALLS.calls if c.function == f) for f in sorted(IAM_CALLS.functions())}
+    unused = iam_checker().unexercised(IAM_REPORT, IAM_CALLS.stack)
+    findings = list(dict.fromkeys(str(finding) for finding in IAM_REPORT.findings))
+    grants = [f"  {function}: {grant}" for function, grants in unused.items() for grant in grants]
+    summary = [
+        f"{IAM_REPORT.checked} requests of {len(IAM_CALLS.calls)} AWS calls checked against their "
+        f"function's role: {len(findings)} not granted; {len(IAM_REPORT.outside)} made under a "
+        "configuration the template cannot deploy (not judged)",
+        "calls by function folder: " + ", ".join(f"{f} {n}" for f, n in counts.items()),
+        f"{len(grants)} grants no test exercised (not a failure: a reviewer's list)",
+    ]
+    terminalreporter.write_sep("-", "IAM conformance")
+    for line in summary + findings:
+        terminalreporter.write_line(line)
+    outside = sorted(
+        {f"  {c.function}: {c.operation} ({', '.join(why)}) in {c.test}" for c, why in IAM_REPORT.outside}
+    )
+    detail = [*summary, *findings, "grants no test exercised:", *grants, "not judged:", *outside]
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        path = cache.mkdir("iam-conformance") / "report.txt"
+        path.write_text("\n".join(detail) + "\n")
+        terminalreporter.write_line(f"the grants no test exercised, one a line: {path}")
+    else:
+        for line in detail[len(summary) + len(findings) :]:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)
@@ -249,6 +328,7 @@ def moto(moto_baselines: MotoBaselines) -> Iterator[None]:
 def stack(moto: None, moto_baselines: MotoBaselines, monkeypatch: pytest.MonkeyPatch) -> Any:
     """template.yaml's stateful resources in moto, and the functions' environment pointing at them."""
     restore_moto(moto_baselines.provisioned)
+    IAM_CALLS.stack = moto_baselines.stack  # the AWS calls of the test are checked against it
     created = replace(
         moto_baselines.stack,
         refs=dict(moto_baselines.stack.refs),
