@@ -164,7 +164,14 @@ def configuration(role: Role, environment: Mapping[str, str], stack: Stack) -> C
 
 
 def deployment(stack: Stack, config: Configuration) -> Deployment:
-    return Deployment(stack.template, stack.refs, stack.attrs, dict(config.overrides), dict(config.forced))
+    return Deployment(
+        stack.template,
+        stack.refs,
+        stack.attrs,
+        given=stack.given,
+        overrides=dict(config.overrides),
+        forced=dict(config.forced),
+    )
 
 
 _RESOLVED: dict[tuple[int, int, Configuration], tuple[Role, Any, tuple[Statement, ...]]] = {}
