@@ -183,7 +183,7 @@ def test_the_jobs_are_found_by_every_way_they_are_invoked(template: dict[str, An
         ("RotationHeartbeatAlarm", "RotationFunction has no heartbeat alarm"),
         (
             "PlansSyncErrorAlarm",
-            "PlansSyncFunction (invoked by its DynamoDB event KeyChanges) has no error alarm",
+            "PlansSyncFunction (invoked by AWS::Lambda::EventSourceMapping PlansSyncFunctionKeyChanges) has no error alarm",
         ),
         (
             "UsageErrorAlarm",
@@ -212,29 +212,28 @@ def test_an_alarm_that_tells_nobody_or_lacks_the_functions_condition_does_not_co
 def test_event_source_mappings_schedules_and_custom_resources_count_as_invokers(
     template: dict[str, Any],
 ) -> None:
-    """The same functions, invoked through plain CloudFormation resources instead of SAM events."""
+    """The same functions, invoked through plain CloudFormation resources instead of SAM events: the
+    stream and queue consumers are event source mappings in the template itself; the rotation job
+    here through a schedule resource."""
     changed = copy.deepcopy(template)
     resources = changed["Resources"]
-    for name in ("AlertsFunction", "AuthorizerCacheFlushFunction", "RotationFunction"):
-        resources[name]["Properties"].pop("Events")
-    resources["AlertsStream"] = {
-        "Type": "AWS::Lambda::EventSourceMapping",
-        "Properties": {"FunctionName": {"Ref": "AlertsFunction"}, "EventSourceArn": "arn"},
-    }
-    resources["FlushQueueMapping"] = {
-        "Type": "AWS::Lambda::EventSourceMapping",
-        "Condition": "FlushesAuthorizerCache",
-        "Properties": {"FunctionName": {"Fn::GetAtt": ["AuthorizerCacheFlushFunction", "Arn"]}},
-    }
+    resources["RotationFunction"]["Properties"].pop("Events")
     resources["RotationSchedule"] = {
         "Type": "AWS::Scheduler::Schedule",
         "Properties": {"Target": {"Arn": {"Fn::Sub": "${RotationFunction.Arn}"}}},
     }
     assert event_driven_functions(changed).keys() == event_driven_functions(template).keys()
     assert missing_alarms(changed) == []
-    problems = missing_alarms(without(changed, "AlertsErrorAlarm", "AuthorizerCacheFlushErrorAlarm"))
-    assert [p.split(" (")[0] for p in problems] == ["AlertsFunction", "AuthorizerCacheFlushFunction"]
-    assert "AWS::Lambda::EventSourceMapping AlertsStream" in problems[0]
+    problems = missing_alarms(
+        without(changed, "AlertsErrorAlarm", "AuthorizerCacheFlushErrorAlarm", "RotationErrorAlarm")
+    )
+    assert [p.split(" (")[0] for p in problems] == [
+        "AlertsFunction",
+        "AuthorizerCacheFlushFunction",
+        "RotationFunction",
+    ]
+    assert "AWS::Lambda::EventSourceMapping AlertsFunctionKeyChanges" in problems[0]
+    assert "AWS::Scheduler::Schedule RotationSchedule" in problems[2]
 
 
 def test_a_function_only_a_custom_resource_invokes_needs_an_alarm(template: dict[str, Any]) -> None:
