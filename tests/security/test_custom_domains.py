@@ -91,28 +91,37 @@ def rest_through_custom_domain(token: str, base_path: str, resource_path: str) -
     return doc
 
 
-def test_a_rest_allow_behind_a_base_path_mapping_names_the_arn_api_gateway_matches(
+def test_a_rest_allow_behind_a_base_path_mapping_is_the_one_the_execute_api_host_gets(
     service: Any, stack: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
 ) -> None:
-    """RouteScopes names the path with the mapping's base path (as the request path has it); a
-    policy built from those rules would never match the ARN (GET/v1/prices/BTC) and every allowed
-    request would be a 403. The Allow names the one ARN asked about, which its cached copy allows
-    and nothing else."""
-    install_authorizer(stack, clock, '{"GET /orders/v1/prices/*": "prices:read"}', monkeypatch)
+    """RouteScopes names the API's own resource paths, which the method ARN carries through any
+    entry point: behind the base path /orders the same policy is answered as through execute-api,
+    and API Gateway's cached copy decides every route as the authorizer would."""
+    install_authorizer(stack, clock, '{"GET /v1/prices/*": "prices:read"}', monkeypatch)
     issued = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
-    response = handler.lambda_handler(
+    mapped = handler.lambda_handler(
         rest_through_custom_domain(issued.token, "/orders", "/v1/prices/BTC"), lambda_context
     )
-    document = response["policyDocument"]
-    assert iam_effect(document, f"{PREFIX}/GET/v1/prices/BTC") == "Allow"
-    assert iam_effect(document, f"{PREFIX}/GET/v1/admin/users") == "Deny"
+    direct = handler.lambda_handler(
+        rest_through_custom_domain(issued.token, "", "/v1/prices/BTC"), lambda_context
+    )
+    assert mapped["policyDocument"] == direct["policyDocument"]
+    assert iam_effect(mapped["policyDocument"], f"{PREFIX}/GET/v1/prices/ETH") == "Allow"
+    assert iam_effect(mapped["policyDocument"], f"{PREFIX}/GET/v1/admin/users") == "Deny"
 
 
-def test_a_rest_request_behind_a_base_path_mapping_is_decided_with_its_base_path(
-    service: Any, authorizer: Authorizer, lambda_context: Any
+@pytest.mark.parametrize("base_path", ["", "/x", "/v1", "/orders"])
+def test_a_rest_resource_is_decided_the_same_through_every_base_path(
+    base_path: str, service: Any, authorizer: Authorizer, lambda_context: Any
 ) -> None:
-    """REST reports the path as sent (the base path kept), so /v1 + /admin/users is the admin rule's."""
+    """The admin resource is the admin rule's whatever the URL it came through: a base path
+    mapping cannot make it the catch-all's (nor /v1 + /admin/users the admin rule's)."""
     issued = service.create("acme", actor="ops", env="test", scopes=["prices:read"])
-    doc = rest_through_custom_domain(issued.token, "/v1", "/admin/users")
-    response = handler.lambda_handler(doc, lambda_context)
-    assert iam_effect(response["policyDocument"], f"{PREFIX}/GET/admin/users") == "Deny"
+    admin = handler.lambda_handler(
+        rest_through_custom_domain(issued.token, base_path, "/v1/admin/users"), lambda_context
+    )
+    assert iam_effect(admin["policyDocument"], f"{PREFIX}/GET/v1/admin/users") == "Deny"
+    other = handler.lambda_handler(
+        rest_through_custom_domain(issued.token, base_path, "/admin/users"), lambda_context
+    )
+    assert iam_effect(other["policyDocument"], f"{PREFIX}/GET/admin/users") == "Allow"

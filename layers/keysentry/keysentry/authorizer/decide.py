@@ -193,6 +193,7 @@ class Authorizer:
             request.shape,
             request.stage,
             request.api,
+            request.sent_path,
         )
         cached = self.cache.decisions.get(key)
         if cached is not None:
@@ -230,13 +231,10 @@ class Authorizer:
 
     def _decide(self, request: Request) -> Decision:
         arn = request.method_arn
-        if not path_is_canonical(request.path) or (
-            arn is not None and arn.path != request.path and not path_is_canonical(arn.path)
-        ):
+        spellings = {request.path, request.signed_path, *((arn.path,) if arn is not None else ())}
+        if not all(path_is_canonical(path) for path in spellings):
             return Decision(Outcome.DENY, "path_not_canonical")
-        if self.routes.escapes_a_literal(request.path) or (
-            arn is not None and self.routes.escapes_a_literal(arn.path)
-        ):
+        if any(self.routes.escapes_a_literal(path) for path in spellings):
             return Decision(Outcome.DENY, "path_not_canonical")  # e.g. %3A where a rule holds ":"
         token = request.tokens[0]
         try:
@@ -342,7 +340,7 @@ class Authorizer:
             entry.verifier.verify(
                 signed,
                 request.method,
-                request.path,
+                request.signed_path,
                 request.canonical_query(),
                 request.content_type(),
                 request.listed_headers(),

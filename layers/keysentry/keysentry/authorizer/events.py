@@ -39,6 +39,14 @@ class Request:
     stage: str | None = None  # the API stage called: test keys are bound to test stages
     api: str | None = None  # the API called (its id): test stages may name it too
     decided_at: int | None = None  # set by the decision: its response is as of the same second
+    # The path as the caller sent it, where it is not ``path``: a REST request is decided on its
+    # method ARN's path (what API Gateway matches the policy against: the API's own resource path,
+    # whatever entry point), while the caller signed, and a custom domain kept, the URL's own
+    sent_path: str | None = None
+
+    @property
+    def signed_path(self) -> str:
+        return self.sent_path if self.sent_path is not None else self.path
 
     def signature_headers(self) -> dict[str, list[str]]:
         from keysentry.signing import SIGNED_HEADERS
@@ -235,16 +243,29 @@ def read_rest_request(event: dict[str, Any]) -> Request:
         ip = event["requestContext"]["identity"]["sourceIp"]
     except (KeyError, TypeError, IndexError):  # missing, or not a map
         ip = None
-    method, path = event.get("httpMethod"), event.get("path")
+    method, sent = event.get("httpMethod"), event.get("path")
     if not (isinstance(method, str) and method):
         method = arn.method if arn else ""
-    if not (isinstance(path, str) and path):
-        path = arn.path if arn else "/"
+    if not (isinstance(sent, str) and sent):
+        sent = arn.path if arn else "/"
     tokens, refusal = tokens_from_headers(event)
     stage = arn.stage if arn else None
     ip = ip if isinstance(ip, str) else None
     api = arn.api_id if arn else None
-    return Request("request", tokens, ip, method.upper(), path, arn, event, refusal, stage, api)
+    path = arn.path if arn else sent  # one resource, one spelling, through any host or base path
+    return Request(
+        "request",
+        tokens,
+        ip,
+        method.upper(),
+        path,
+        arn,
+        event,
+        refusal,
+        stage,
+        api,
+        sent_path=sent if sent != path else None,
+    )
 
 
 def read_rest_token(event: dict[str, Any]) -> Request:

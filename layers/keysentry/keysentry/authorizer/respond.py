@@ -111,10 +111,9 @@ def allowed(authorizer: Authorizer, record: KeyRecord, request: Request, now: in
 def _document(authorizer: Authorizer, record: KeyRecord, request: Request, now: int) -> dict[str, Any] | None:
     """The Allow's policy for every route of the stage; None where it must name only the route asked
     about: no stage; a key refused for its quota, allowed only its own routes (HOLDER_ROUTES), so
-    that a cached copy allows no other; or a request whose path is not its ARN's. API Gateway
-    matches the policy against the ARN, which names the API's own resource path; behind a custom
-    domain's base path mapping the request path keeps the base path, which the rules then name
-    (``/orders/v1/...`` against ``GET/v1/...``): no rule's glob would say the same of the ARN."""
+    that a cached copy allows no other; or a request whose path is not its ARN's (an HTTP API's
+    path behind a custom domain). API Gateway matches the policy against the ARN; a REST request is
+    decided on the ARN's path itself, the API's own resource path through any host or base path."""
     arn = request.method_arn
     if arn is None or arn.path != request.path or record.quota_refused(now):
         return None
