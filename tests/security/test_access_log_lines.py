@@ -111,3 +111,29 @@ def test_a_successor_cannot_escape_its_chains_quota_with_lines_that_break(
     gateway.deliver()
     assert gateway(second.token, 200) == "quota_exceeded"
     assert gateway(first.token, 201) == "quota_exceeded"
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "  ", "\n", " \r\n"])
+def test_a_path_that_names_fields_again_with_blanks_before_their_colons_forges_nothing(blank: str) -> None:
+    """JSON allows blanks between a name and its colon, and keeps the last of a name given twice:
+    a refused request whose unescaped path appends ``"keyId" : "<another key>"`` (and a meter, an
+    address and a status) must not count as that key's request, nor spend its chain's quota."""
+    at_ms = 1_795_824_000_000
+    forged = "".join(
+        f'", "{name}"{blank}:{blank}"{value}'
+        for name, value in (
+            ("keyId", "victimkey001"),
+            ("meter", "victimkey001"),
+            ("sourceIp", "203.0.113.9"),
+            ("status", "200"),
+        )
+    )
+    doc = json.loads(access_line(None, at_ms, ip="198.51.100.7", status=403, meter="-"))
+    doc["path"] = "@PATH@"
+    line = json.dumps(doc, separators=(",", ":")).replace("@PATH@", f"/dev/v1/x{forged}")
+    assert json.loads(line)["keyId"] == "victimkey001"  # valid JSON, the forged names win
+    batch = Batch()
+    batch.add_access_line(line, at_ms)
+    assert batch.unreadable == 1
+    assert not any(kid == "victimkey001" for kid, _ in batch.keys)
+    assert not batch.chained

@@ -279,7 +279,10 @@ class Batch:
             self._meter(kid, _name(fields["meter"], _KID), timestamp_ms)
 
     def _access(self, line: dict[str, Any], message: str, timestamp_ms: int) -> None:
-        if message.count('":') != len(line):  # a field named twice, or a value holding '":'
+        # a field named twice (JSON keeps the last: a forged key id, meter or address after the
+        # gateway's), a name spelled with blanks before its colon, which the gateway never writes,
+        # or a value holding '":'
+        if message.count('":') != len(line) or _BLANK_BEFORE_COLON.search(message):
             self._unreadable(message, timestamp_ms)
             return
         kid = _name(line.get("keyId"), _KID)
@@ -325,6 +328,9 @@ class Batch:
             self._hour(self.keys, kid, timestamp_ms).add_refusal(reason)
         else:
             self._hour(self.keyless, AUTHORIZER, timestamp_ms).add_refusal(reason)
+
+
+_BLANK_BEFORE_COLON = re.compile(r'"\s+:')
 
 
 def _json_object(message: str) -> dict[str, Any] | None:
