@@ -510,6 +510,19 @@ def test_a_header_the_holder_signed_cannot_be_changed_dropped_or_repeated(
     assert reason(authorizer, repeated) == "repeated_signed_header"
 
 
+@pytest.mark.parametrize("shape", ["rest", "http"])
+@pytest.mark.parametrize("twin", ["X_Account", "x_account", "X_ACCOUNT"])
+def test_a_signed_header_has_no_underscore_twin(
+    issued: Any, authorizer: Authorizer, clock: MsClock, shape: str, twin: str
+) -> None:
+    """WSGI and CGI backends read X_Account and X-Account as one header (HTTP_X_ACCOUNT): beside a
+    signed X-Account, an unsigned twin would choose the value the backend sees."""
+    headers = with_account(issued, clock, "acme") | {twin: "other"}
+    assert reason(authorizer, shaped(shape, headers)) == "ambiguous_signed_header"
+    unrelated = with_account(issued, clock, "acme") | {"X_Tenant": "other"}  # not a listed name
+    assert reason(authorizer, shaped(shape, unrelated)) == "ok"
+
+
 def test_a_signature_made_without_a_list_still_verifies_and_covers_no_other_header(
     issued: Any, authorizer: Authorizer, clock: MsClock
 ) -> None:

@@ -66,8 +66,19 @@ class Request:
             return ()
         if len(lists) > 1:
             raise SignatureError("repeated_signature_header")
+        names = signed_header_names(lists.pop())
+        # a twin spelled with "_" for "-" (X_Account beside X-Account): CGI and WSGI backends read
+        # both as HTTP_X_ACCOUNT, so which value they see would be the sender's choice, unsigned
+        sent = {
+            str(key).lower()
+            for headers in (event.get("multiValueHeaders"), event.get("headers"))
+            if isinstance(headers, dict)
+            for key in headers
+        }
+        if any(key != key.replace("_", "-") and key.replace("_", "-") in names for key in sent):
+            raise SignatureError("ambiguous_signed_header")
         listed = []
-        for name in signed_header_names(lists.pop()):
+        for name in names:
             # REST: every value in the multi-value map, the last again in the other; HTTP APIs join
             # a repeated header's values with commas, so a comma is refused on both shapes alike
             values = header_values(event, name)
