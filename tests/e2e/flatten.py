@@ -113,7 +113,10 @@ def flat_template(
     flat = copy.deepcopy(built)
     for name, value in parameters.items():
         flat["Parameters"][name]["Default"] = value
-    deployed = Stack(flat)
+    # LocalEndpointUrl is given when sam local starts (--parameter-overrides): the branches it
+    # decides (the functions' AWS_ENDPOINT_URL) are taken as set, left as a Ref to it
+    local = {"LocalEndpointUrl": "http://sam-local"} if "LocalEndpointUrl" in flat["Parameters"] else {}
+    deployed = Stack(flat, given=local)
     for section in ("Resources", "Outputs"):
         kept = {k: v for k, v in flat.get(section, {}).items() if deployed.exists(v)}
         flat[section] = _decided(kept, deployed)

@@ -208,3 +208,6 @@ def test_the_http_examples_flat_template_has_no_sample_and_keeps_what_the_e2e_ca
     assert dangling(Stack(flat), flat["Resources"]) == {}
     # each Fn::If is decided as the example's parameters decide it: nothing names what is gone
     assert "Fn::If" not in json.dumps([flat["Resources"], flat["Outputs"], flat["Globals"]])
+    # the functions reach the local cloud: the endpoint sam local is started with, not AWS's
+    variables = flat["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["AWS_ENDPOINT_URL"] == {"Ref": "LocalEndpointUrl"}
