@@ -186,9 +186,7 @@ def test_the_cli_document_shows_what_the_cli_prints(
         "audit --owner acme-data",
     ]
     kids = [scenario.feed, scenario.successor, scenario.backfill, scenario.other]
-    doc_kid: dict[
-        str, str
-    ] = {}  # the document's key ids stand for the scenario's: the first list names them
+    doc_kid: dict[str, str] = {}  # the document's key ids stand for the scenario's: the first list names them
     for command, shown in examples:
         code, out, _ = run(clock, capfd, *shlex.split(command))
         assert code == 0
