@@ -15,27 +15,10 @@ from keysentry import aws, cli, keyformat
 from keysentry.cli.stack import FROM_OUTPUT, FROM_PARAMETER
 
 from tests.conftest import template
+from tests.integration.stack_helpers import create_cloudformation_stack
 
 STACK = "my-api"
 GOLD = '{"gold": {"rate": 7, "burst": 14}, "free": {"rate": 1, "burst": 2}}'
-
-
-def create_cloudformation_stack(name: str, outputs: dict[str, str], parameters: dict[str, str]) -> None:
-    """A stack in moto's CloudFormation that answers DescribeStacks as keysentry's would (moto cannot
-    run the SAM template: its outputs are given as values, its parameters with their defaults)."""
-    body = {
-        "Parameters": {
-            key: {"Type": "String", "Default": str(spec.get("Default", ""))}
-            for key, spec in template()["Parameters"].items()
-        },
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    aws.client("cloudformation").create_stack(
-        StackName=name,
-        TemplateBody=json.dumps(body),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-    )
 
 
 @pytest.fixture

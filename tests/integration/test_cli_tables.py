@@ -1,5 +1,5 @@
 """The CLI's tables as an operator reads them: an owner's keys and audit trail, times relative to a
-fixed clock, --owner keeping other owners out, --output json unchanged for scripts, and the README's
+fixed clock, --owner keeping other owners out, --output json unchanged for scripts, and docs/cli.md's
 examples exactly what the commands print."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from keysentry import cli
 
 from tests.conftest import T0, FakeClock
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CLI_DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 KID = re.compile(r"\b[0-9A-Za-z]{12}\b")
 DAY = 86_400
 
@@ -160,9 +160,9 @@ def test_an_unknown_output_is_a_usage_error(capfd: pytest.CaptureFixture[str]) -
     assert raised.value.code == 2 and "invalid choice: 'yaml'" in capfd.readouterr().err
 
 
-def readme_examples() -> list[tuple[str, str]]:
-    """The README's CLI section: each ``$ keysentry ...`` console example and what it shows."""
-    section = README.read_text().split("## The CLI", 1)[1].split("\n## ", 1)[0]
+def documented_examples() -> list[tuple[str, str]]:
+    """docs/cli.md's ``$ keysentry ...`` console examples (but usage reports) and what each shows."""
+    section = CLI_DOC.read_text()
     blocks = re.findall(r"```console\n\$ keysentry (.*?)\n(.*?)```", section, re.S)
     return [(command, shown) for command, shown in blocks if "usage" not in command]
 
@@ -177,26 +177,24 @@ def tied_in_any_order(text: str) -> list[str]:
     return sorted(lines, key=lambda line: (first[line.split("  ")[0]], line))
 
 
-def test_the_readme_shows_what_the_cli_prints(
+def test_the_cli_document_shows_what_the_cli_prints(
     scenario: Scenario, clock: FakeClock, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    examples = readme_examples()
+    examples = documented_examples()
     assert [command for command, _ in examples][:2] == [
         "keys list --owner acme-data",
         "audit --owner acme-data",
     ]
     kids = [scenario.feed, scenario.successor, scenario.backfill, scenario.other]
-    readme_kid: dict[
-        str, str
-    ] = {}  # the README's key ids stand for the scenario's: the first list names them
+    doc_kid: dict[str, str] = {}  # the document's key ids stand for the scenario's: the first list names them
     for command, shown in examples:
         code, out, _ = run(clock, capfd, *shlex.split(command))
         assert code == 0
-        printed = [k for k in dict.fromkeys(KID.findall(out)) if k in kids and k not in readme_kid]
-        named = [k for k in dict.fromkeys(KID.findall(shown)) if k not in readme_kid.values()]
+        printed = [k for k in dict.fromkeys(KID.findall(out)) if k in kids and k not in doc_kid]
+        named = [k for k in dict.fromkeys(KID.findall(shown)) if k not in doc_kid.values()]
         assert len(printed) == len(named), (command, out)
-        readme_kid.update(zip(printed, named, strict=True))
-        for mine, theirs in readme_kid.items():
+        doc_kid.update(zip(printed, named, strict=True))
+        for mine, theirs in doc_kid.items():
             out = out.replace(mine, theirs)
         assert tied_in_any_order(out) == tied_in_any_order(shown), f"`keysentry {command}` prints:\n{out}"
 

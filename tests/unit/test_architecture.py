@@ -1,5 +1,5 @@
-"""The layering rule of docs/architecture.md, read from the package's real imports, and the README's
-module map, read against the tree."""
+"""The layering rule of docs/architecture.md, read from the package's real imports, and its
+module map (its Layout), read against the tree."""
 
 from __future__ import annotations
 
@@ -111,17 +111,17 @@ def test_the_layering_check_sees_a_violation(tmp_path: Path) -> None:
     assert max(LAYER[name] for name in imported) > LAYER["model"]
 
 
-def readme_module_map() -> set[str]:
-    """The names the README's Layout lists under ``keysentry/`` (indented one level deeper)."""
-    text = (ROOT / "README.md").read_text()
+def layout_module_map() -> set[str]:
+    """The names docs/architecture.md's Layout lists under ``keysentry/`` (indented one level deeper)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
     layout = text[text.index("## Layout") :]
     block = layout[layout.index("```") + 3 :]
     block = block[: block.index("```")]
     return {m.group(1).rstrip("/").removesuffix(".py") for m in re.finditer(r"^    (\S+)\s", block, re.M)}
 
 
-def test_the_readme_module_map_matches_the_tree() -> None:
-    assert readme_module_map() == top_level_parts()
+def test_the_layout_module_map_matches_the_tree() -> None:
+    assert layout_module_map() == top_level_parts()
 
 
 def test_the_architecture_document_names_every_part_in_its_layer() -> None:

@@ -1,5 +1,5 @@
 """The command line's grammar and its documents: every option explained, the help readable as text,
-the settings it reads from a stack the ones template.yaml puts there, the exit codes the README's."""
+the settings it reads from a stack the ones template.yaml puts there, the exit codes docs/cli.md's."""
 
 from __future__ import annotations
 
@@ -123,9 +123,9 @@ def test_the_settings_a_stack_gives_are_the_ones_template_yaml_sets_from_it() ->
     assert set(RESOURCES) <= set(FROM_OUTPUT)
 
 
-def test_the_readme_gives_the_exit_codes_the_code_has() -> None:
-    readme = (ROOT / "README.md").read_text()
-    listed = dict(re.findall(r"^\| (\d) \| (.+?) \|$", readme[readme.index("## The CLI") :], re.M))
+def test_the_cli_document_gives_the_exit_codes_the_code_has() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text()
+    listed = dict(re.findall(r"^\| (\d) \| (.+?) \|$", text, re.M))
     assert {int(code): meaning for code, meaning in listed.items()} == EXIT_CODES
 
 

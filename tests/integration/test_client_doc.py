@@ -1,4 +1,4 @@
-"""The README's "For consumers" code runs as written: against the local stack, with a key that
+"""docs/client.md's example runs as written: against the local stack, with a key that
 the schedule has just rotated, it succeeds and leaves the successor in its key file."""
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from tests.conftest import ROOT, FakeClock
 from tests.integration.client_helpers import API, MANAGE, GatewayAdapter, LocalGateway, install_authorizer
 
 
-def readme_snippet() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## For consumers") :]
-    section = section[: section.index("\n## ")]
+def documented_snippet() -> str:
+    text = (ROOT / "docs" / "client.md").read_text()
+    section = text[: text.index("\n## ")]
     return section[section.index("```python\n") + len("```python\n") : section.index("```\n\n")]
 
 
-def test_the_readme_consumer_code_follows_a_rotation(
+def test_the_documented_consumer_code_follows_a_rotation(
     service: Any,
     api_service: Any,
     stack: Any,
@@ -49,7 +48,7 @@ def test_the_readme_consumer_code_follows_a_rotation(
     monkeypatch.setenv("KEYSENTRY_MANAGEMENT_URL", MANAGE)
     monkeypatch.setenv("PRICES_API_URL", API)
 
-    exec(compile(readme_snippet(), "README.md", "exec"), {"__name__": "readme"})  # noqa: S102
+    exec(compile(documented_snippet(), "docs/client.md", "exec"), {"__name__": "client_doc"})  # noqa: S102
 
     saved = json.loads(key_file.read_text())
     assert keyformat.parse(saved["key"]).kid == successor.record.kid
