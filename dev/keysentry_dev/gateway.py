@@ -304,9 +304,13 @@ class LocalGateway:
             print(f"# usage: the access log line was not counted ({type(error).__name__})", flush=True)
 
 
+Answering = Callable[[str, str, Headers, bytes, str], tuple[int, Headers, bytes]]
+
+
 @contextmanager
-def serve(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """An HTTP server in front of the gateway; yields its URL, stage included."""
+def http_server(answer: Answering, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    """A threaded HTTP/1.1 server on ``host``:``port`` (0: a free one) whose every request is
+    ``answer(method, target, headers, body, client address)``; yields the port it listens on."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -317,13 +321,13 @@ def serve(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 0) -> Iter
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length")]
-            answer = gateway.handle(self.command, self.path, headers, body, self.client_address[0])
-            self.send_response(answer.status)
-            for name, value in answer.headers:
+            status, out, content = answer(self.command, self.path, headers, body, self.client_address[0])
+            self.send_response(status)
+            for name, value in out:
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
+            self.send_header("Content-Length", str(len(content)))
             self.end_headers()
-            self.wfile.write(answer.body)
+            self.wfile.write(content)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
@@ -331,8 +335,22 @@ def serve(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 0) -> Iter
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-        yield f"http://{shown}:{server.server_port}/{gateway.stage}"
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve(gateway: LocalGateway, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """An HTTP server in front of the gateway; yields its URL, stage included."""
+
+    def answer(
+        method: str, target: str, headers: Headers, body: bytes, client: str
+    ) -> tuple[int, Headers, bytes]:
+        answered = gateway.handle(method, target, headers, body, client)
+        return answered.status, answered.headers, answered.body
+
+    with http_server(answer, host, port) as bound:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        yield f"http://{shown}:{bound}/{gateway.stage}"

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import requests
 from keysentry import keyformat
 from keysentry.authorizer import Unauthorized
 from keysentry_dev import gateway_events
+from keysentry_dev.gateway import http_server
 from keysentry_dev.gateway_events import Incoming
 from requests.structures import CaseInsensitiveDict
 
@@ -180,33 +180,13 @@ def serve(gateway: LocalGateway, api: str = API) -> Iterator[str]:
     yields its URL, stage included (``http://127.0.0.1:<port>/prod``)."""
     origin = api[: -len(STAGE)]
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer(
+        method: str, target: str, headers: Headers, body: bytes, client: str
+    ) -> tuple[int, Headers, bytes]:
+        return gateway.handle(method, origin + target, headers, body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length")]
-            status, out, content = gateway.handle(self.command, origin + self.path, headers, body)
-            self.send_response(status)
-            for name, value in out:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        do_GET = do_POST = _forward
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}{STAGE}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(answer) as port:
+        yield f"http://127.0.0.1:{port}{STAGE}"
 
 
 def install_authorizer(stack: Any, clock: Any, monkeypatch: Any) -> Any:
