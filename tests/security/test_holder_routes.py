@@ -30,17 +30,6 @@ HOLDER_ROUTES = [
 ]
 
 
-@pytest.fixture
-def authorizer_env(stack: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The authorizer function's own environment, as template.yaml sets it."""
-    variables = stack.template["Resources"]["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
-    env = stack.environment(variables)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_authorizer", None)
-    return env
-
-
 def request_to(token: str, api: str, method: str, path: str) -> dict[str, Any]:
     doc = event("authorizer_rest_request_valid", token)
     doc["methodArn"] = f"arn:aws:execute-api:us-east-1:123456789012:{api}/dev/{method}{path}"

@@ -12,17 +12,6 @@ from functions.authorizer import handler
 from tests.integration.authz_helpers import effect, event
 
 
-@pytest.fixture
-def authorizer_env(stack: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The authorizer function's own environment, as template.yaml sets it (TestStages: dev,test)."""
-    variables = stack.template["Resources"]["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
-    env = stack.environment(variables)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_authorizer", None)
-    return env
-
-
 def on_stage(doc: dict[str, Any], stage: str) -> dict[str, Any]:
     for field in ("methodArn", "routeArn"):
         if field in doc:
