@@ -81,7 +81,9 @@ def local_up(tmp_path: Path) -> Iterator[str]:
     """The README's `keysentry local up --gateway`, as written, in the reader's directory; on free
     ports (the only change: the defaults may be taken on a shared machine). Yields the URL it prints."""
     (command,) = [
-        line.split("#")[0].strip() for line in readme_block("local-up").splitlines() if line.strip()
+        line.split("#")[0].strip()
+        for line in readme_block("local-up").splitlines()
+        if line.split("#")[0].strip()  # a comment line runs nothing
     ]
     assert command.startswith("keysentry local up")
     for _ in range(5):
