@@ -18,6 +18,7 @@ import base64
 import gzip
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -166,16 +167,53 @@ class Answer:
     body: bytes
 
 
-_NOT_FOUND = Answer(
-    403, [("Content-Type", "application/json")], b'{"message":"Missing Authentication Token"}'
-)
-_UNAUTHORIZED = Answer(401, [("Content-Type", "application/json")], b'{"message":"Unauthorized"}')
-_FORBIDDEN = Answer(
-    403,
-    [("Content-Type", "application/json")],
-    b'{"message":"User is not authorized to access this resource"}',
-)
-_FAILED = Answer(500, [("Content-Type", "application/json")], b'{"message":null}')
+def _json(status: int, body: bytes) -> Answer:
+    return Answer(status, [("Content-Type", "application/json")], body)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What API Gateway itself answers, per kind of API."""
+
+    not_found: Answer  # no route for the method and path
+    forbidden: Answer  # the authorizer refused
+    failed: Answer  # the authorizer failed
+    bad_gateway: Answer  # the backend failed
+
+
+UNAUTHORIZED = _json(401, b'{"message":"Unauthorized"}')
+ANSWERS = {
+    "rest": Answers(
+        _json(403, b'{"message":"Missing Authentication Token"}'),
+        _json(403, b'{"message":"User is not authorized to access this resource"}'),
+        _json(500, b'{"message":null}'),
+        _json(502, b'{"message":"Internal server error"}'),
+    ),
+    "http": Answers(
+        _json(404, b'{"message":"Not Found"}'),
+        _json(403, b'{"message":"Forbidden"}'),
+        _json(500, b'{"message":"Internal Server Error"}'),
+        _json(500, b'{"message":"Internal Server Error"}'),
+    ),
+}
+
+
+class _Refusals(logging.Handler):
+    """The authorizer's refusals, as its log group receives them and its subscription (the usage
+    function's, for the refusals only) sends them on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() != "decision" or getattr(record, "outcome", None) not in (
+            "deny",
+            "unauthorized",
+        ):
+            return
+        fields = {name: getattr(record, name, None) for name in ("outcome", "reason", "key_id", "shape")}
+        self.lines.append((int(record.created * 1000), json.dumps({"message": "decision", **fields})))
 
 
 class LocalGateway:
@@ -223,14 +261,11 @@ class LocalGateway:
         parts = urlsplit(target)
         prefix = f"/{self.stage}"
         if not (parts.path == prefix or parts.path.startswith(prefix + "/")):
-            return _NOT_FOUND
+            return ANSWERS[self.api].not_found
         path = parts.path[len(prefix) :] or "/"
         route = next((r for r in self.routes if r.matches(method, path)), None)
         if route is None:
-            return _NOT_FOUND
-        present = {name.lower() for name, _ in headers}
-        if any(name.lower() not in present for name in self.identity[route.management]):
-            return _UNAUTHORIZED
+            return ANSWERS[self.api].not_found
         api_id = self.management_id if route.management else self.sample_id
         shape = "rest" if route.management else self.api
         request = Incoming(
@@ -239,36 +274,55 @@ class LocalGateway:
         event = rest_event(request) if shape == "rest" else http_event(request)
         started = time.time()
         with self._lock:
-            answer, context = self._serve(event, shape, route)
+            present = {name.lower() for name, _ in headers}
+            if any(name.lower() not in present for name in self.identity[route.management]):
+                answer, context = UNAUTHORIZED, dict[str, Any]()  # API Gateway's own: no authorizer call
+            else:
+                answer, context = self._serve(event, shape, route)
             if not route.management and self.log_group:
                 self._meter(event, shape, answer, context, started)
         return answer
 
-    def _serve(self, event: dict[str, Any], shape: str, route: Route) -> tuple[Answer, dict[str, Any]]:
+    def _authorize(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The authorizer's answer; the refusals it logs go to the usage function, as its log
+        group's subscription sends them."""
         asked = {k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")}
+        refusals = _Refusals()
+        logger = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "keysentry"))
+        logger.addHandler(refusals)
         try:
-            decided = self.handlers["AuthorizerFunction"](asked, LambdaContext("AuthorizerFunction"))
+            return dict(self.handlers["AuthorizerFunction"](asked, LambdaContext("AuthorizerFunction")))
+        finally:
+            logger.removeHandler(refusals)
+            group = os.environ.get("AUTHORIZER_LOG_GROUP", "")
+            if group and refusals.lines:
+                self._to_usage(group, refusals.lines)
+
+    def _serve(self, event: dict[str, Any], shape: str, route: Route) -> tuple[Answer, dict[str, Any]]:
+        answers = ANSWERS[shape]
+        try:
+            decided = self._authorize(event)
         except Exception as error:
-            return (_UNAUTHORIZED if type(error).__name__ == "Unauthorized" else _FAILED), {}
+            return (UNAUTHORIZED if type(error).__name__ == "Unauthorized" else answers.failed), {}
         context: dict[str, Any] = dict(decided.get("context") or {})
         if shape == "http":
             if not decided.get("isAuthorized", "policyDocument" in decided):
-                return _FORBIDDEN, context
+                return answers.forbidden, {}
             if (
                 "policyDocument" in decided
                 and iam_effect(decided["policyDocument"], event["routeArn"]) != "Allow"
             ):
-                return _FORBIDDEN, context
+                return answers.forbidden, {}
             event["requestContext"]["authorizer"] = {"lambda": context}
         else:
             if iam_effect(decided.get("policyDocument") or {}, event["methodArn"]) != "Allow":
-                return _FORBIDDEN, context
+                return answers.forbidden, {}
             strings = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in context.items()}
             event["requestContext"]["authorizer"] = {**strings, "principalId": decided.get("principalId", "")}
         try:
             response = self.handlers[route.function](event, LambdaContext(route.function))
         except Exception:
-            return _FAILED, context
+            return answers.bad_gateway, context
         content = response.get("body") or ""
         raw = base64.b64decode(content) if response.get("isBase64Encoded") else str(content).encode()
         out = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
@@ -295,13 +349,13 @@ class LocalGateway:
             "responseLatency": str(int((time.time() - started) * 1000)),
             **{f"authorizer.{k}": str(v) for k, v in context.items()},
         }
-        line = access_log_line(self.log_format, values)
+        self._to_usage(self.log_group, [(int(time.time() * 1000), access_log_line(self.log_format, values))])
+
+    def _to_usage(self, log_group: str, lines: list[tuple[int, str]]) -> None:
         try:
-            self.handlers["UsageFunction"](
-                logs_event(self.log_group, [(int(time.time() * 1000), line)]), LambdaContext("UsageFunction")
-            )
+            self.handlers["UsageFunction"](logs_event(log_group, lines), LambdaContext("UsageFunction"))
         except Exception as error:  # the request was served; its count is what is lost, as on AWS
-            print(f"# usage: the access log line was not counted ({type(error).__name__})", flush=True)
+            print(f"# usage: {log_group}'s lines were not counted ({type(error).__name__})", flush=True)
 
 
 Answering = Callable[[str, str, Headers, bytes, str], tuple[int, Headers, bytes]]
