@@ -200,7 +200,7 @@ def provision(
     parameters: dict[str, str] | None = None,
     imports: list[dict[str, Any]] | None = None,
     name: Callable[[str, str], str] = local_name,
-    stack_name: str = STACK,
+    stack_name: str | None = STACK,
 ) -> Stack:
     """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
     API for each serverless API, and the usage plans. ``parameters``: values that replace the
@@ -209,8 +209,8 @@ def provision(
     --change-set-type IMPORT``): resources that exist already, which the stack takes over instead
     of creating them. ``name`` names those the template leaves unnamed (:func:`local_name`, or
     :func:`cloudformation_names`). Then the functions, alarms, schedules and log subscriptions, and a
-    CloudFormation stack ``stack_name`` whose outputs and resources name them all
-    (:mod:`keysentry_dev.local_stack`)."""
+    CloudFormation stack ``stack_name`` whose outputs and resources name them all (none when
+    ``None``: :func:`keysentry_dev.local_stack.name_stack` names it later)."""
     stack = Stack(template or load_template(), given=dict(parameters or {}), name=name)
     resources = {k: r for k, r in stack.template.get("Resources", {}).items() if _wanted(stack, r)}
     for entry in imports or ():
@@ -257,11 +257,12 @@ def _delete(stack: Stack, logical: str, kind: str) -> None:
         raise ValueError(f"{logical}: cannot delete a {kind}")
 
 
-def delete_stack(stack: Stack, stack_name: str = STACK) -> list[dict[str, str]]:
+def delete_stack(stack: Stack, stack_name: str | None = STACK) -> list[dict[str, str]]:
     """What ``aws cloudformation delete-stack`` does to the stack's local resources: each one whose
     DeletionPolicy (read from the template) does not retain it is deleted. Returns the deleted
     stack's resources as ``aws cloudformation list-stack-resources`` lists them (its
     ``StackResourceSummaries``): the retained ones ``DELETE_SKIPPED``."""
+    local_stack.delete(stack, stack_name)  # first: what refers to the resources below
     listing = []
     for logical, resource in stack.template.get("Resources", {}).items():
         kind = resource["Type"]
@@ -278,7 +279,6 @@ def delete_stack(stack: Stack, stack_name: str = STACK) -> list[dict[str, str]]:
                 "ResourceStatus": "DELETE_SKIPPED" if retained else "DELETE_COMPLETE",
             }
         )
-    local_stack.delete(stack, stack_name)
     return listing
 
 

@@ -394,4 +394,3 @@ def _local(top: Group, common: argparse.ArgumentParser) -> None:
         "--gateway-port", type=_positive_int, default=3000, help="the local gateway's port (default 3000)"
     )
     up.set_defaults(func=commands.cmd_local_up)
-

@@ -101,9 +101,7 @@ def check_table(facts: TableFacts, indexes: Sequence[str] = (), stream: str = ""
 
 
 def check_tables(tables: Sequence[TableFacts]) -> list[Check]:
-    return [
-        check_table(t, KEYS_INDEXES, KEYS_STREAM) if t.role == "keys" else check_table(t) for t in tables
-    ]
+    return [check_table(t, KEYS_INDEXES, KEYS_STREAM) if t.role == "keys" else check_table(t) for t in tables]
 
 
 # ---------------------------------------------------------------- pepper and KMS
@@ -194,7 +192,11 @@ def check_rotation(facts: RotationFacts) -> Check:
             f"schedule {facts.schedule} is {facts.state}: keys are not rotated, expired or reminded",
             f"enable it (EventBridge Scheduler console, or {REDEPLOY}); {run_now}",
         )
-    last = "no run recorded in the last day" if facts.last_run is None else f"last run {_ago(facts.now - facts.last_run)}"
+    last = (
+        "no run recorded in the last day"
+        if facts.last_run is None
+        else f"last run {_ago(facts.now - facts.last_run)}"
+    )
     if facts.heartbeat_alarm == "ALARM":
         return Check(
             name,
@@ -218,12 +220,18 @@ def check_alarms(expected: Sequence[str], described: Mapping[str, Mapping[str, A
         a
         for a in expected
         if a in described
-        and (topic not in described[a].get("AlarmActions", []) or not described[a].get("ActionsEnabled", True))
+        and (
+            topic not in described[a].get("AlarmActions", []) or not described[a].get("ActionsEnabled", True)
+        )
     ]
     problems = [f"{a} is missing" for a in missing] + [f"{a} does not tell the alerts topic" for a in silent]
-    problems += [f"{a} is in ALARM ({described[a].get('StateReason', '')})".replace(" ()", "") for a in firing]
+    problems += [
+        f"{a} is in ALARM ({described[a].get('StateReason', '')})".replace(" ()", "") for a in firing
+    ]
     if problems:
-        remedy = "for an alarm in ALARM, docs/operations.md (Alarms and signals) says what it means and what to do"
+        remedy = (
+            "for an alarm in ALARM, docs/operations.md (Alarms and signals) says what it means and what to do"
+        )
         if missing or silent:
             remedy = REDEPLOY + ("; " + remedy if firing else "")
         return Check(name, False, "; ".join(problems), remedy)
@@ -278,7 +286,9 @@ def check_subscriptions(facts: SubscriptionFacts) -> Check:
 # ---------------------------------------------------------------- the authorizer's settings
 
 
-def check_authorizer(function: str, env: Mapping[str, str] | Refused | None, cli_env: Mapping[str, str]) -> Check:
+def check_authorizer(
+    function: str, env: Mapping[str, str] | Refused | None, cli_env: Mapping[str, str]
+) -> Check:
     """The authorizer's own environment read with its own settings class, the route table against
     the self-service routes, and the tables and pepper it reads against those the CLI writes."""
     name = "authorizer settings"
@@ -292,10 +302,14 @@ def check_authorizer(function: str, env: Mapping[str, str] | Refused | None, cli
         table = RouteTable.from_json(settings.route_scopes)
     except ConfigurationError as error:
         return Check(name, False, f"{function}: {error}", fix)
-    problems = [f"{m} {p} is not in RouteScopes" for m, p in SELF_ROUTES if table.required_scope(m, p) is None]
+    problems = [
+        f"{m} {p} is not in RouteScopes" for m, p in SELF_ROUTES if table.required_scope(m, p) is None
+    ]
     rotate = table.required_scope("POST", "/self/rotate")
     if rotate == "":
-        problems.append(f"any key may call POST /self/rotate (it needs {ROTATE_SELF_SCOPE}; keep it out of wildcards)")
+        problems.append(
+            f"any key may call POST /self/rotate (it needs {ROTATE_SELF_SCOPE}; keep it out of wildcards)"
+        )
     elif rotate is not None and rotate != ROTATE_SELF_SCOPE:
         problems.append(f"POST /self/rotate requires {rotate!r}, the API {ROTATE_SELF_SCOPE!r}")
     if not settings.management_api_parameter:
@@ -306,7 +320,9 @@ def check_authorizer(function: str, env: Mapping[str, str] | Refused | None, cli
     if problems:
         return Check(name, False, f"{function}: " + "; ".join(problems), fix)
     stages = ",".join(sorted(settings.test_stages)) or "none"
-    return Check(name, True, f"{function}: {len(table.rules)} routes, /self routes mapped, test stages {stages}")
+    return Check(
+        name, True, f"{function}: {len(table.rules)} routes, /self routes mapped, test stages {stages}"
+    )
 
 
 # ---------------------------------------------------------------- GitHub's scanning keys

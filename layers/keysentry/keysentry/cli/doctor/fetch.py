@@ -17,7 +17,14 @@ from typing import Any, Final, TypeVar
 from keysentry import aws
 from keysentry.cli.doctor.checks import Facts, Refused, RotationFacts, SubscriptionFacts, TableFacts
 from keysentry.envelope import KmsBox
-from keysentry.settings import IDEMPOTENCY_TABLE, KEYS_TABLE, KMS_KEY_ID, NONCE_TABLE, PEPPER_SECRET_ID, USAGE_TABLE
+from keysentry.settings import (
+    IDEMPOTENCY_TABLE,
+    KEYS_TABLE,
+    KMS_KEY_ID,
+    NONCE_TABLE,
+    PEPPER_SECRET_ID,
+    USAGE_TABLE,
+)
 
 # The log groups of template.yaml whose lines the usage function reads (a unit test holds this to
 # the template's subscription filters): those the stack has must be subscribed to it.
@@ -71,13 +78,17 @@ def gather(stack: str, environ: Mapping[str, str], sources: Mapping[str, str], n
     return Facts(
         tables=[table_facts(role, environ.get(var, ""), sources.get(var, "")) for role, var in TABLES],
         pepper_secret_id=pepper_id,
-        pepper=answer(lambda: aws.client("secretsmanager").get_secret_value(SecretId=pepper_id)["SecretString"])
+        pepper=answer(
+            lambda: aws.client("secretsmanager").get_secret_value(SecretId=pepper_id)["SecretString"]
+        )
         if pepper_id
         else None,
         kms_key_id=kms_id,
         kms_key=kms_key,
         kms_round_trip=round_trip,
-        rotation=rotation_facts(stack, physical(ROTATION_SCHEDULE), described.get(physical(HEARTBEAT_ALARM)), now),
+        rotation=rotation_facts(
+            stack, physical(ROTATION_SCHEDULE), described.get(physical(HEARTBEAT_ALARM)), now
+        ),
         alarms=alarms,
         described_alarms=described,
         alerts_topic=physical("AlertsTopic"),
@@ -97,7 +108,7 @@ def table_facts(role: str, name: str, source: str) -> TableFacts:
     if not name:
         return TableFacts(role, name, source)
     table = answer(lambda: aws.client("dynamodb").describe_table(TableName=name)["Table"])
-    return TableFacts(role, name, source, table)  # type: ignore[arg-type]
+    return TableFacts(role, name, source, table)
 
 
 def kms_facts(key_id: str) -> tuple[Mapping[str, Any] | Refused | None, bool | Refused]:
@@ -107,13 +118,15 @@ def kms_facts(key_id: str) -> tuple[Mapping[str, Any] | Refused | None, bool | R
         return None, False
     metadata = answer(lambda: aws.client("kms").describe_key(KeyId=key_id)["KeyMetadata"])
     if isinstance(metadata, Refused) or metadata.get("KeyState") != "Enabled":
-        return metadata, False  # type: ignore[return-value]
+        return metadata, False
     box, probe = KmsBox(key_id), secrets.token_urlsafe(16)
     decrypted = answer(lambda: box.decrypt("doctor", "doctor", box.encrypt("doctor", "doctor", probe)))
-    return metadata, decrypted if isinstance(decrypted, Refused) else decrypted == probe  # type: ignore[return-value]
+    return metadata, decrypted if isinstance(decrypted, Refused) else decrypted == probe
 
 
-def rotation_facts(stack: str, schedule: str, heartbeat: Mapping[str, Any] | None, now: float) -> RotationFacts:
+def rotation_facts(
+    stack: str, schedule: str, heartbeat: Mapping[str, Any] | None, now: float
+) -> RotationFacts:
     """The schedule's state, and the last RotationHeartbeat datapoint of the last day, read with
     the heartbeat alarm's own namespace, metric and dimensions."""
     state: str | Refused = ""
@@ -162,12 +175,10 @@ def subscription_facts(usage_function: str, groups: list[str]) -> SubscriptionFa
     config = answer(lambda: aws.client("lambda").get_function_configuration(FunctionName=usage_function))
     arn = "" if isinstance(config, Refused) else config["FunctionArn"]
     logs = aws.client("logs")
-    return SubscriptionFacts(
-        usage_function,
-        arn,
-        {
-            group: answer(lambda g=group: logs.describe_subscription_filters(logGroupName=g)["subscriptionFilters"])  # type: ignore[misc]
-            for group in groups
-            if group
-        },
-    )
+
+    def filters(group: str) -> list[Any] | Refused:
+        return answer(
+            lambda: list(logs.describe_subscription_filters(logGroupName=group)["subscriptionFilters"])
+        )
+
+    return SubscriptionFacts(usage_function, arn, {group: filters(group) for group in groups if group})
