@@ -22,14 +22,13 @@ if TYPE_CHECKING:
     from keysentry.cli.stack import Resolved
 
 EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
+EXIT_FAILED: Final = 1  # keysentry doctor: a check failed (its help says so)
 EXIT_USAGE: Final = 2
 EXIT_NOT_FOUND: Final = 3
 EXIT_CONFLICT: Final = 4
 EXIT_AWS: Final = 5
 EXIT_CODES: Final = {
     EXIT_OK: "ok",
-    EXIT_FAILED: "doctor: a check failed",
     EXIT_USAGE: "invalid input, or a setting missing or wrong (named, with where it comes from)",
     EXIT_NOT_FOUND: "unknown key",
     EXIT_CONFLICT: "not allowed by the lifecycle, or changed concurrently",
