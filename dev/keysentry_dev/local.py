@@ -15,7 +15,8 @@ from typing import Any
 
 from keysentry import aws
 
-from keysentry_dev.template import REGION, Stack, load_template, local_name
+from keysentry_dev import local_stack
+from keysentry_dev.template import REGION, STACK, Stack, load_template, local_name
 
 # ---------------------------------------------------------------- provisioning
 
@@ -199,6 +200,7 @@ def provision(
     parameters: dict[str, str] | None = None,
     imports: list[dict[str, Any]] | None = None,
     name: Callable[[str, str], str] = local_name,
+    stack_name: str | None = STACK,
 ) -> Stack:
     """Create every stateful resource of the template in the current AWS endpoint (moto), a REST
     API for each serverless API, and the usage plans. ``parameters``: values that replace the
@@ -206,7 +208,9 @@ def provision(
     ``imports`` (the ``--resources-to-import`` of ``aws cloudformation create-change-set
     --change-set-type IMPORT``): resources that exist already, which the stack takes over instead
     of creating them. ``name`` names those the template leaves unnamed (:func:`local_name`, or
-    :func:`cloudformation_names`)."""
+    :func:`cloudformation_names`). Then the functions, alarms, schedules and log subscriptions, and a
+    CloudFormation stack ``stack_name`` whose outputs and resources name them all (none when
+    ``None``: :func:`keysentry_dev.local_stack.name_stack` names it later)."""
     stack = Stack(template or load_template(), given=dict(parameters or {}), name=name)
     resources = {k: r for k, r in stack.template.get("Resources", {}).items() if _wanted(stack, r)}
     for entry in imports or ():
@@ -222,6 +226,7 @@ def provision(
             if resource.get("Type") == kind and logical not in stack.refs:
                 _create(stack, logical, resource)
     create_usage_plans(stack)
+    local_stack.complete(stack, resources, stack_name)
     return stack
 
 
@@ -252,16 +257,17 @@ def _delete(stack: Stack, logical: str, kind: str) -> None:
         raise ValueError(f"{logical}: cannot delete a {kind}")
 
 
-def delete_stack(stack: Stack) -> list[dict[str, str]]:
+def delete_stack(stack: Stack, stack_name: str | None = STACK) -> list[dict[str, str]]:
     """What ``aws cloudformation delete-stack`` does to the stack's local resources: each one whose
     DeletionPolicy (read from the template) does not retain it is deleted. Returns the deleted
     stack's resources as ``aws cloudformation list-stack-resources`` lists them (its
     ``StackResourceSummaries``): the retained ones ``DELETE_SKIPPED``."""
+    local_stack.delete(stack, stack_name)  # first: what refers to the resources below
     listing = []
     for logical, resource in stack.template.get("Resources", {}).items():
-        if logical not in stack.refs:
-            continue  # not provisioned locally (functions, alarms, ...)
         kind = resource["Type"]
+        if logical not in stack.refs or kind in local_stack.EXTRA_KINDS:
+            continue  # not provisioned locally (APIs' resources, ...), or deleted below
         retained = resource.get("DeletionPolicy") in RETAINED_POLICIES
         if not retained:
             _delete(stack, logical, kind)

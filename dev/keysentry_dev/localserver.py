@@ -18,7 +18,7 @@ from keysentry.errors import ConfigurationError
 from keysentry_dev import require_local_extra
 from keysentry_dev.gateway import LocalGateway, serve
 from keysentry_dev.local import provision, sam_env_vars
-from keysentry_dev.template import REGION, Stack, default_template_path, load_template
+from keysentry_dev.template import REGION, STACK, Stack, default_template_path, load_template
 
 
 def run_local(
@@ -85,7 +85,7 @@ def _announce(
 ) -> None:
     """Write the SAM env-vars file and the shell exports; print how to reach the stack."""
     env = stack.function_environment()
-    env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION})
+    env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "KEYSENTRY_STACK": STACK})
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     env_file.write_text(json.dumps(sam_env_vars(stack, f"http://{container_host}:{port}"), indent=2) + "\n")
@@ -94,11 +94,18 @@ def _announce(
         "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
     )
     if out_json:
-        doc = {"endpoint": endpoint, "env": env, "env_file": str(env_file), "gateway": gateway_url}
+        doc = {
+            "endpoint": endpoint,
+            "env": env,
+            "env_file": str(env_file),
+            "gateway": gateway_url,
+            "stack": STACK,
+        }
         print(json.dumps(doc, indent=2), flush=True)
     else:
         for name, value in sorted(env.items()):
             print(f"export {name}={shlex.quote(value)}", flush=True)  # pasted into a shell as it is
+        print(f"# the local stack is {STACK}: keysentry --stack {STACK} doctor checks it", flush=True)
         if gateway_url:
             print(f"# the sample API and /self behind the authorizer: {gateway_url}", flush=True)
         print(

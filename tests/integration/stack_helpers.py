@@ -9,7 +9,6 @@ input closes."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,24 +21,15 @@ from tests.conftest import ROOT, template
 def create_cloudformation_stack(name: str, outputs: dict[str, str], parameters: dict[str, str]) -> None:
     """A stack in moto's CloudFormation that answers DescribeStacks as keysentry's would (moto cannot
     run the SAM template: its outputs are given as values, its parameters with their defaults)."""
-    body = {
-        "Parameters": {
-            key: {"Type": "String", "Default": str(spec.get("Default", ""))}
-            for key, spec in template()["Parameters"].items()
-        },
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    aws.client("cloudformation").create_stack(
-        StackName=name,
-        TemplateBody=json.dumps(body),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-    )
+    from keysentry_dev.local_stack import create_cloudformation_stack as create
+
+    create(name, outputs, parameters, template())
 
 
 def serve_stack(name: str) -> None:
     from keysentry_dev.gateway import LocalGateway, serve
     from keysentry_dev.local import provision
+    from keysentry_dev.local_stack import name_stack
     from keysentry_dev.template import REGION, cloudformation_names
     from moto.server import ThreadedMotoServer
 
@@ -55,9 +45,9 @@ def serve_stack(name: str) -> None:
         AWS_DEFAULT_REGION=REGION,
     )
     aws.reset()
-    made = provision(template(), name=cloudformation_names(name, seed=5))
+    made = provision(template(), name=cloudformation_names(name, seed=5), stack_name=None)
     with serve(LocalGateway(made, ROOT, "rest")) as url:
-        create_cloudformation_stack(name, {**made.outputs(), "SampleApiUrl": url}, {})
+        name_stack(made, name, {"SampleApiUrl": url})
         print(f"endpoint {endpoint}", flush=True)
         print(f"api {url}", flush=True)
         sys.stdin.read()

@@ -28,10 +28,10 @@ def stack(moto: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     from keysentry_dev.local import provision
     from keysentry_dev.template import cloudformation_names
 
-    made = provision(template(), name=cloudformation_names(STACK, seed=23))
+    parameters = {"Plans": GOLD, "DefaultPlan": "gold"}
+    made = provision(template(), parameters, name=cloudformation_names(STACK, seed=23), stack_name=STACK)
     assert made.refs["KeysTable"].startswith(f"{STACK}-KeysTable-")
     assert made.refs["PepperSecret"].split(":")[-1].startswith("PepperSecret-")
-    create_cloudformation_stack(STACK, made.outputs(), {"Plans": GOLD, "DefaultPlan": "gold"})
     for name in {*FROM_OUTPUT, *FROM_PARAMETER, *made.function_environment()} - {"AWS_ENDPOINT_URL"}:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -149,7 +149,12 @@ def test_local_up_then_create_from_another_shell(tmp_path: Any, stack: Any) -> N
     server, port, exports = start_local_up(env_file)
     try:
         shell_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        shell_env.update(exports)
+        shell_env.update(exports, XDG_CACHE_HOME=str(tmp_path / "cache"))
+        # the stack it names is checked by the doctor as a deployed one is, every check holding
+        assert exports["KEYSENTRY_STACK"] == "keysentry"
+        doctor = _keysentry(["doctor"], shell_env)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert doctor.stdout.splitlines()[-1] == "11 of 11 checks hold"
         created = subprocess.run(  # noqa: S603
             [
                 os.path.join(bin_dir, "keysentry"),

@@ -31,11 +31,15 @@ from botocore.loaders import Loader, create_loader
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -92,6 +96,14 @@ def client(service: Literal["sqs"]) -> SQSClient: ...
 def client(service: Literal["ssm"]) -> SSMClient: ...
 @overload
 def client(service: Literal["logs"]) -> CloudWatchLogsClient: ...
+@overload
+def client(service: Literal["cloudwatch"]) -> CloudWatchClient: ...
+@overload
+def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service: Literal["lambda"]) -> LambdaClient: ...
+@overload
+def client(service: Literal["iam"]) -> IAMClient: ...
 def client(service: str) -> Any:
     """The process's one client for ``service``, created on first use."""
     return _client(service)

@@ -1,6 +1,6 @@
 """What a failed command says and the code it exits with: one line, never a traceback, never a key.
 
-The codes (the README's, from :data:`EXIT_CODES`): a setting that is missing or wrong is invalid
+The codes (docs/cli.md's, from :data:`EXIT_CODES`): a setting that is missing or wrong is invalid
 input (2) and is named with where it comes from; anything AWS refuses or does not have (a stack, a
 table, the pepper secret) is an AWS failure (5), with the setting that names it.
 """
@@ -22,12 +22,14 @@ if TYPE_CHECKING:
     from keysentry.cli.stack import Resolved
 
 EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1  # keysentry doctor: a check failed (its help says so)
 EXIT_USAGE: Final = 2
 EXIT_NOT_FOUND: Final = 3
 EXIT_CONFLICT: Final = 4
 EXIT_AWS: Final = 5
 EXIT_CODES: Final = {
     EXIT_OK: "ok",
+    EXIT_FAILED: "doctor: a check failed (its line says what to do)",
     EXIT_USAGE: "invalid input, or a setting missing or wrong (named, with where it comes from)",
     EXIT_NOT_FOUND: "unknown key",
     EXIT_CONFLICT: "not allowed by the lifecycle, or changed concurrently",

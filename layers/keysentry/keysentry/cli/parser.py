@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from keysentry import keyformat
-from keysentry.cli import commands, plans, usage
+from keysentry.cli import commands, doctor, plans, usage
 from keysentry.cli.failures import EXIT_CODES, EXIT_USAGE
 from keysentry.cli.stack import CACHE_TTL_S, CONFIG_ENV_VAR, STACK_VAR
 from keysentry.errors import MalformedKeyError
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _rotation(top, common)
     _plans(top, common)
     _local(top, common)
+    doctor.add_parser(top, common)
     demo = top.add_parser("demo", help="a key's life on the embedded moto cloud, narrated", parents=[common])
     demo.set_defaults(func=commands.cmd_demo)
     return parser
