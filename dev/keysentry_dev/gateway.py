@@ -15,7 +15,6 @@ IAM (the owner's routes: the CLI reaches the tables directly). ``sam local start
 from __future__ import annotations
 
 import base64
-import gzip
 import importlib.util
 import json
 import logging
@@ -33,8 +32,16 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from keysentry_dev.gateway_events import Headers, Incoming, http_event, iam_effect, rest_event
-from keysentry_dev.template import ACCOUNT, Stack
+from keysentry_dev.gateway_events import (
+    Headers,
+    Incoming,
+    access_log_line,
+    http_event,
+    iam_effect,
+    logs_event,
+    rest_event,
+)
+from keysentry_dev.template import Stack
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -119,42 +126,6 @@ def _identity_headers(api: dict[str, Any]) -> list[str]:
     """The headers the API's keysentry authorizer takes its identity from."""
     authorizer = ((api.get("Auth") or {}).get("Authorizers") or {}).get("KeysentryAuthorizer") or {}
     return [str(name) for name in (authorizer.get("Identity") or {}).get("Headers") or []]
-
-
-# ---------------------------------------------------------------- the access log line
-
-
-_CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
-
-
-def _escaped(value: str) -> str:
-    return json.dumps(value)[1:-1]
-
-
-def access_log_line(log_format: str, values: dict[str, str]) -> str:
-    """The line API Gateway writes for one request: ``log_format`` with each ``$context`` variable
-    replaced (``-`` where it has no value, as API Gateway writes)."""
-    return _CONTEXT_VARIABLE.sub(lambda m: _escaped(values.get(m.group(1), "") or "-"), log_format)
-
-
-def logs_event(log_group: str, lines: list[tuple[int, str]]) -> dict[str, Any]:
-    """A CloudWatch Logs subscription's event, as the usage function receives it."""
-    data = {
-        "messageType": "DATA_MESSAGE",
-        "owner": ACCOUNT,
-        "logGroup": log_group,
-        "logStream": "local-gateway",
-        "subscriptionFilters": ["local-gateway"],
-        "logEvents": [
-            {
-                "id": f"{timestamp}{index:06d}{uuid.uuid4().int % 10**6:06d}",
-                "timestamp": timestamp,
-                "message": line,
-            }
-            for index, (timestamp, line) in enumerate(lines)
-        ],
-    }
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()}}
 
 
 # ---------------------------------------------------------------- the gateway

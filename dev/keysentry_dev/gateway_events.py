@@ -1,10 +1,13 @@
 """The events API Gateway sends a Lambda authorizer and a proxy integration, built from one
-request: a REST API's REQUEST event and an HTTP API's payload 2.0, and how API Gateway reads the
-IAM policy an authorizer answers with. For the local gateway (:mod:`keysentry_dev.gateway`)."""
+request: a REST API's REQUEST event and an HTTP API's payload 2.0, how API Gateway reads the
+IAM policy an authorizer answers with, and the access log line it writes (with the CloudWatch Logs
+subscription event that carries it). For the local gateway (:mod:`keysentry_dev.gateway`)."""
 
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import re
 import time
 import uuid
@@ -142,3 +145,39 @@ def iam_effect(document: dict[str, Any], arn: str) -> str:
         ):
             effects.add(statement.get("Effect"))
     return "Allow" if effects == {"Allow"} else "Deny"
+
+
+# ---------------------------------------------------------------- what API Gateway writes: the access log line
+
+
+_CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
+
+
+def _escaped(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def access_log_line(log_format: str, values: dict[str, str]) -> str:
+    """The line API Gateway writes for one request: ``log_format`` with each ``$context`` variable
+    replaced (``-`` where it has no value, as API Gateway writes)."""
+    return _CONTEXT_VARIABLE.sub(lambda m: _escaped(values.get(m.group(1), "") or "-"), log_format)
+
+
+def logs_event(log_group: str, lines: list[tuple[int, str]]) -> dict[str, Any]:
+    """A CloudWatch Logs subscription's event, as the usage function receives it."""
+    data = {
+        "messageType": "DATA_MESSAGE",
+        "owner": ACCOUNT,
+        "logGroup": log_group,
+        "logStream": "local-gateway",
+        "subscriptionFilters": ["local-gateway"],
+        "logEvents": [
+            {
+                "id": f"{timestamp}{index:06d}{uuid.uuid4().int % 10**6:06d}",
+                "timestamp": timestamp,
+                "message": line,
+            }
+            for index, (timestamp, line) in enumerate(lines)
+        ],
+    }
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()}}
