@@ -264,18 +264,9 @@ def read_rest_request(event: dict[str, Any]) -> Request:
     ip = ip if isinstance(ip, str) else None
     api = arn.api_id if arn else None
     path = arn.path if arn else sent  # one resource, one spelling, through any host or base path
+    spelled = sent if sent != path else None  # positional: this is every request's path
     return Request(
-        "request",
-        tokens,
-        ip,
-        method.upper(),
-        path,
-        arn,
-        event,
-        refusal,
-        stage,
-        api,
-        sent_path=sent if sent != path else None,
+        "request", tokens, ip, method.upper(), path, arn, event, refusal, stage, api, None, spelled
     )
 
 
