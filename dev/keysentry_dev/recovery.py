@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from keysentry_dev.local import RETAINED_POLICIES
-from keysentry_dev.template import default_template_path, load_template
+from keysentry_dev.template import default_template_path, load_template, references
 
 # CloudFormation's import identifier of each type, which is what it lists as the physical id
 IDENTIFIERS: Final = {
@@ -50,32 +50,6 @@ def retained(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for name, resource in template.get("Resources", {}).items()
         if resource.get("DeletionPolicy") in RETAINED_POLICIES
     }
-
-
-def references(value: Any) -> Iterator[str]:
-    """The names a value uses: Ref, GetAtt, ${Name} / ${Name.Attr} in a Sub, and conditions."""
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key in ("Ref", "Condition") and isinstance(arg, str):
-                yield arg
-            elif key == "Fn::GetAtt":
-                yield (arg if isinstance(arg, list) else str(arg).split("."))[0]
-            elif key == "Fn::If":
-                yield arg[0]
-                yield from references(arg[1:])
-            elif key == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                for part in text.split("${")[1:]:
-                    name = part.split("}", 1)[0]
-                    if not name.startswith("!"):
-                        yield name.split(".")[0]
-                if isinstance(arg, list):
-                    yield from references(arg[1])
-            else:
-                yield from references(arg)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references(item)
 
 
 def _summaries(listing: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,3 +179,29 @@ class Stack:
         """The environment every function gets (Globals), resolved to the local resources."""
         globals_ = self.template.get("Globals", {}).get("Function", {})
         return self.environment(globals_.get("Environment", {}).get("Variables", {}))
+
+
+def references(value: Any) -> Iterator[str]:
+    """The names a value uses: Ref, GetAtt, ${Name} / ${Name.Attr} in a Sub, and conditions."""
+    if isinstance(value, dict):
+        for key, arg in value.items():
+            if key in ("Ref", "Condition") and isinstance(arg, str):
+                yield arg
+            elif key == "Fn::GetAtt":
+                yield (arg if isinstance(arg, list) else str(arg).split("."))[0]
+            elif key == "Fn::If":
+                yield arg[0]
+                yield from references(arg[1:])
+            elif key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                for part in text.split("${")[1:]:
+                    name = part.split("}", 1)[0]
+                    if not name.startswith("!"):
+                        yield name.split(".")[0]
+                if isinstance(arg, list):
+                    yield from references(arg[1])
+            else:
+                yield from references(arg)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)

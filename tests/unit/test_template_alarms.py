@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from keysentry_dev.template import load_template
+from keysentry_dev.template import load_template, references
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "AlertsTopic"
@@ -32,26 +32,6 @@ def template() -> dict[str, Any]:
     return load_template(ROOT / "template.yaml")
 
 
-def named_resources(value: Any) -> Iterator[str]:
-    """The logical ids a value refers to: Ref, GetAtt, and ${Name} / ${Name.Attr} in a Sub."""
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str):
-                yield arg
-            elif key == "Fn::GetAtt":
-                yield (arg if isinstance(arg, list) else str(arg).split("."))[0]
-            elif key == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                yield from (name.split(".")[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", text))
-                if isinstance(arg, list):
-                    yield from named_resources(arg[1])
-            else:
-                yield from named_resources(arg)
-    elif isinstance(value, list):
-        for item in value:
-            yield from named_resources(item)
-
-
 def _dig(props: dict[str, Any], path: tuple[str, ...]) -> Any:
     for step in path:
         props = props.get(step, {}) if isinstance(props, dict) else {}
@@ -70,12 +50,12 @@ def event_driven_functions(template: dict[str, Any]) -> dict[str, str]:
     for source, resource in resources.items():
         props = resource.get("Properties", {})
         if resource["Type"] in EVENT_SOURCES:
-            named = named_resources(_dig(props, EVENT_SOURCES[resource["Type"]]))
+            named = references(_dig(props, EVENT_SOURCES[resource["Type"]]))
         elif (
             resource["Type"].startswith("Custom::")
             or resource["Type"] == "AWS::CloudFormation::CustomResource"
         ):
-            named = named_resources(props.get("ServiceToken"))
+            named = references(props.get("ServiceToken"))
         else:
             continue
         for name in named:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from keysentry_dev.recovery import references, retained
-from keysentry_dev.template import load_template
+from keysentry_dev.recovery import retained
+from keysentry_dev.template import load_template, references
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "KeysTable"
