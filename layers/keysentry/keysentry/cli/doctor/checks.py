@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from keysentry.authorizer.respond import HOLDER_ROUTES
 from keysentry.errors import ConfigurationError
 from keysentry.hashing import Peppers
 from keysentry.model import ROTATE_SELF_SCOPE
@@ -16,15 +17,10 @@ from keysentry.routes import RouteTable
 from keysentry.settings import KEYS_TABLE, PEPPER_SECRET_ID, AuthorizerSettings
 from keysentry.store import AUDIT_OWNER_INDEX, DUE_INDEX, OWNER_INDEX
 
-# The management API's self-service routes, behind the keysentry authorizer (template.yaml's
-# ApiFunction events with Auth: KeysentryAuthorizer; a unit test holds the two together).
-SELF_ROUTES: Final = (
-    ("GET", "/self"),
-    ("GET", "/self/usage"),
-    ("POST", "/self/rotate"),
-    ("POST", "/self/successor"),
-    ("POST", "/self/revoke"),
-)
+# The management API's self-service routes, behind the keysentry authorizer: the holder's own routes
+# the authorizer knows (template.yaml's ApiFunction events with Auth: KeysentryAuthorizer; a unit
+# test holds the two together).
+SELF_ROUTES: Final = tuple(sorted(HOLDER_ROUTES))
 KEYS_INDEXES: Final = (OWNER_INDEX, DUE_INDEX, AUDIT_OWNER_INDEX)
 KEYS_STREAM: Final = "NEW_AND_OLD_IMAGES"
 REDEPLOY: Final = "redeploy the stack from keysentry's template.yaml (sam deploy)"
