@@ -178,6 +178,8 @@ _API_ID: Final = re.compile(r"[0-9A-Za-z]{1,32}")
 _METHOD: Final = re.compile(r"[A-Z]{3,7}")
 # The start of a line in ACCESS_LOG_FORMAT up to the key id, and on to the status: the gateway's
 # fields, none a caller's. A line in the format before the path came last has the key id only.
+# JSON's blanks between a name and its colon, which the gateway never writes (Batch._access)
+_BLANK_BEFORE_COLON: Final = re.compile(r'"\s+:')
 _KEYED_PREFIX: Final = re.compile(
     r'\{"requestId":"[0-9A-Za-z=+/_-]{1,64}","requestTime":"[0-9]{1,16}","apiId":"[0-9A-Za-z]{1,32}",'
     r'"stage":"[$0-9A-Za-z_-]{1,128}","keyId":"(?P<keyId>[0-9A-Za-z]{12})",'
@@ -328,9 +330,6 @@ class Batch:
             self._hour(self.keys, kid, timestamp_ms).add_refusal(reason)
         else:
             self._hour(self.keyless, AUTHORIZER, timestamp_ms).add_refusal(reason)
-
-
-_BLANK_BEFORE_COLON = re.compile(r'"\s+:')
 
 
 def _json_object(message: str) -> dict[str, Any] | None:
